@@ -1,0 +1,83 @@
+"""Settings of every nearby process, read from the environment once.
+
+Each setting is an environment variable of the same name in upper case
+(``DATABASE_URL``, ``REDIS_URL``, ...). The defaults point at the project-local
+PostgreSQL and Redis that ``make demo`` and ``make test`` start on loopback, so
+the demo needs no configuration at all.
+
+Nothing else in the project reads the environment: entry files call
+:func:`get_settings` and hand the result (or the values in it) to the
+``nearby`` package.
+"""
+
+from functools import lru_cache
+from urllib.parse import urlsplit
+from urllib.parse import urlunsplit
+
+from pydantic import Field
+from pydantic import model_validator
+from pydantic_settings import BaseSettings
+from pydantic_settings import SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Typed settings with defaults that work for the local demo."""
+
+    model_config = SettingsConfigDict(frozen=True, extra="ignore")
+
+    database_url: str = Field(
+        "postgresql+psycopg2://nearby:nearby@127.0.0.1:55432/nearby",
+        description="SQLAlchemy URL of the PostgreSQL+PostGIS source of truth "
+        "(psycopg2 driver).",
+    )
+    redis_url: str = Field(
+        "redis://127.0.0.1:56379/0",
+        description="Redis database that holds the GEO indexes.",
+    )
+    celery_broker_url: str = Field(
+        "",
+        description="Celery broker. Empty means the Redis of REDIS_URL, "
+        "database 1 (a database of its own, so the index can be flushed alone).",
+    )
+    refresh_interval_seconds: int = Field(
+        300, gt=0, description="How often Celery beat refreshes the indexes."
+    )
+    refresh_batch_size: int = Field(
+        5000,
+        gt=0,
+        le=100_000,
+        description="Rows read from PostGIS and members written to Redis per "
+        "batch; bounds the refresh's memory.",
+    )
+    backend_timeout_seconds: float = Field(
+        0.5,
+        gt=0,
+        le=30,
+        description="Connect and socket timeout of Redis, and the connect "
+        "timeout of PostgreSQL, for the web app.",
+    )
+    statement_timeout_ms: int = Field(
+        2000,
+        gt=0,
+        description="PostgreSQL statement_timeout of the web app's queries.",
+    )
+    max_tie_fetch: int = Field(
+        10_000,
+        ge=1000,
+        description="Most members /nearby/redis fetches to order profiles tied "
+        "at the same distance by id.",
+    )
+    log_level: str = Field("INFO", description="Level of every process's logs.")
+
+    @model_validator(mode="after")
+    def _default_broker(self) -> "Settings":
+        if not self.celery_broker_url:
+            broker = urlsplit(self.redis_url)._replace(path="/1")
+            object.__setattr__(self, "celery_broker_url", urlunsplit(broker))
+        return self
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Return the process's settings, read from the environment on first call."""
+    return Settings()
