@@ -21,6 +21,7 @@ PostGIS's ``ST_MakePoint`` take them. Distances inside are in metres.
 """
 
 import math
+from dataclasses import dataclass
 
 EARTH_RADIUS_M = 6372797.560856
 """Radius of Redis's sphere, in metres: the one distance model of nearby."""
@@ -59,3 +60,15 @@ def great_circle_m(lon1: float, lat1: float, lon2: float, lat2: float) -> float:
         + math.cos(phi1) * math.cos(phi2) * math.sin(half_dlambda) ** 2
     )
     return 2 * EARTH_RADIUS_M * math.asin(math.sqrt(min(1.0, h)))
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    """One search result of either backend: a profile and its model distance."""
+
+    id: int
+    name: str
+    city: str | None
+    lon: float
+    lat: float
+    distance_m: float

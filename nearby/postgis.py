@@ -11,21 +11,28 @@ import io
 import logging
 from collections.abc import Iterable
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from sqlalchemy import Connection
 from sqlalchemy import Engine
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import InterfaceError
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import ProgrammingError
 
 from nearby import geo
 from nearby import models
 from nearby.errors import BackendUnavailable
 from nearby.errors import SchemaMissing
+from nearby.errors import UnknownCategory
+from nearby.geo import Hit
 
 log = logging.getLogger(__name__)
 
-PROFILES = models.profiles.name
+# undefined_table, undefined_function, undefined_object
+MISSING_OBJECT_CODES = {"42P01", "42883", "42704"}
 
 TOUCH_FUNCTION_SQL = text(
     """
@@ -91,18 +98,6 @@ CATEGORY_COUNTS_SQL = text(
     ORDER BY category
     """
 )
-
-
-@dataclass(frozen=True, slots=True)
-class Hit:
-    """One search result: a profile and its model distance from the centre."""
-
-    id: int
-    name: str
-    city: str | None
-    lon: float
-    lat: float
-    distance_m: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,7 +183,7 @@ def copy_profiles(dbapi_connection, rows: Iterable[tuple]) -> int:
 
 
 def search(
-    conn: Connection,
+    engine: Engine,
     *,
     lon: float,
     lat: float,
@@ -200,17 +195,24 @@ def search(
 
     Nearest first, ties by id; distances on the model sphere. The GiST index
     on location answers ``ST_DWithin``, the GIN index the category test.
+
+    Raises:
+        UnknownCategory: no profile has ``category``.
+        BackendUnavailable: PostgreSQL is unreachable or the query timed out.
+        SchemaMissing: the profiles table does not exist.
     """
-    rows = conn.execute(
-        SEARCH_SQL,
-        {
-            "lon": lon,
-            "lat": lat,
-            "radius_pg": radius_m * geo.MODEL_TO_POSTGIS,
-            "category": category,
-            "limit": limit,
-        },
-    )
+    params = {
+        "lon": lon,
+        "lat": lat,
+        "radius_pg": radius_m * geo.MODEL_TO_POSTGIS,
+        "category": category,
+        "limit": limit,
+    }
+    with connect(engine) as conn:
+        rows = conn.execute(SEARCH_SQL, params).all()
+        if not rows and not category_exists(conn, category):
+            raise UnknownCategory(category)
+
     return [
         Hit(
             id=row.id,
@@ -222,6 +224,27 @@ def search(
         )
         for row in rows
     ]
+
+
+@contextmanager
+def connect(engine: Engine) -> Iterator[Connection]:
+    """Open a connection, turning driver failures into nearby's 503 errors.
+
+    Raises:
+        BackendUnavailable: PostgreSQL is unreachable, or a statement timed out.
+        SchemaMissing: the profiles table (or PostGIS) does not exist.
+    """
+    try:
+        with engine.connect() as conn:
+            yield conn
+    except (OperationalError, InterfaceError) as exc:
+        raise BackendUnavailable("postgis", _first_line(exc)) from exc
+    except ProgrammingError as exc:
+        if getattr(exc.orig, "pgcode", None) in MISSING_OBJECT_CODES:
+            raise SchemaMissing(
+                f"the profiles table is missing: {_first_line(exc)}"
+            ) from exc
+        raise
 
 
 def category_exists(conn: Connection, category: str) -> bool:
@@ -272,11 +295,8 @@ def ping(engine: Engine) -> None:
     Raises:
         BackendUnavailable: PostgreSQL did not answer.
     """
-    try:
-        with engine.connect() as conn:
-            conn.execute(text("SELECT 1"))
-    except DBAPIError as exc:
-        raise BackendUnavailable("postgis", _first_line(exc)) from exc
+    with connect(engine) as conn:
+        conn.execute(text("SELECT 1"))
 
 
 def _first_line(exc: BaseException) -> str:

@@ -17,8 +17,10 @@ from sqlalchemy.engine import make_url
 from config import Settings
 from config import get_settings
 from nearby import postgis
+from nearby.app import create_app
 from nearby.db import make_engine
 from nearby.db import make_redis
+from nearby.refresh import full_refresh
 
 TEST_REDIS_DB = 15
 TEST_BROKER_DB = 14
@@ -83,3 +85,60 @@ def redis_client(settings):
 def _truncate(engine) -> None:
     with engine.begin() as conn:
         conn.execute(text("TRUNCATE profiles RESTART IDENTITY"))
+
+
+@pytest.fixture
+def place(db):
+    """Insert profiles with plain SQL, as another application would.
+
+    Call it with ``(name, lon, lat, categories)`` tuples; it returns their ids
+    in the same order.
+    """
+
+    def insert(*profiles) -> list[int]:
+        with db.begin() as conn:
+            return [
+                conn.execute(
+                    text(
+                        "INSERT INTO profiles (name, city, location, categories) "
+                        "VALUES (:name, :city, ST_SetSRID(ST_MakePoint(:lon, :lat), "
+                        "4326)::geography, :categories) RETURNING id"
+                    ),
+                    {
+                        "name": name,
+                        "city": f"{name} city",
+                        "lon": lon,
+                        "lat": lat,
+                        "categories": list(categories),
+                    },
+                ).scalar_one()
+                for name, lon, lat, categories in profiles
+            ]
+
+    return insert
+
+
+@pytest.fixture
+def app(settings, db, redis_client):
+    """The web app on the test services."""
+    app = create_app(settings)
+    yield app
+    services = app.extensions["nearby"]
+    services.engine.dispose()
+    services.redis.close()
+
+
+@pytest.fixture
+def client(app):
+    """A test client of :func:`app`."""
+    return app.test_client()
+
+
+@pytest.fixture
+def refresh(db, redis_client, settings):
+    """Run one full refresh of the test Redis from the test database."""
+
+    def run():
+        return full_refresh(db, redis_client, batch_size=settings.refresh_batch_size)
+
+    return run

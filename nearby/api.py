@@ -1,0 +1,158 @@
+"""The HTTP views: parse the query, ask one backend, render the answer.
+
+Views hold no error handling: every failure is a :class:`~nearby.errors.NearbyError`
+raised below them and rendered by :mod:`nearby.errors`.
+"""
+
+import time
+from collections.abc import Iterator
+
+import orjson
+from flask import Blueprint
+from flask import Response
+from flask import current_app
+from flask import jsonify
+from flask import request
+
+from nearby import geo
+from nearby import geoindex
+from nearby import postgis
+from nearby.errors import BadParameter
+from nearby.errors import NearbyError
+from nearby.query import LAT
+from nearby.query import NearbyQuery
+from nearby.query import parse_nearby
+
+bp = Blueprint("api", __name__)
+
+
+def _services():
+    return current_app.extensions["nearby"]
+
+
+@bp.get("/nearby/redis")
+def nearby_redis():
+    """Answer from the Redis GEO index of the category; never touches PostgreSQL."""
+    query = parse_nearby(request.args)
+    if not geo.within_redis_latitude(query.lat):
+        raise BadParameter(
+            LAT,
+            f"Redis cannot search around latitudes beyond ±{geo.REDIS_MAX_LATITUDE}; "
+            "/nearby/postgis serves this centre",
+        )
+
+    services = _services()
+    hits = geoindex.search(
+        services.redis,
+        lon=query.lon,
+        lat=query.lat,
+        radius_m=query.radius_m,
+        category=query.category,
+        limit=query.limit,
+        max_fetch=services.settings.max_tie_fetch,
+    )
+    return _render("redis", query, hits)
+
+
+@bp.get("/nearby/postgis")
+def nearby_postgis():
+    """Answer from PostGIS with the GiST index on location."""
+    query = parse_nearby(request.args)
+    hits = postgis.search(
+        _services().engine,
+        lon=query.lon,
+        lat=query.lat,
+        radius_m=query.radius_m,
+        category=query.category,
+        limit=query.limit,
+    )
+    return _render("postgis", query, hits)
+
+
+def _render(backend: str, query: NearbyQuery, hits: list[geo.Hit]):
+    unit_m = query.unit_m
+    body = {
+        "backend": backend,
+        "category": query.category,
+        "center": {"lat": query.lat, "lon": query.lon},
+        "radius": query.radius,
+        "unit": query.unit,
+        "count": len(hits),
+        "results": [
+            {
+                "id": hit.id,
+                "name": hit.name,
+                "city": hit.city,
+                "lat": hit.lat,
+                "lon": hit.lon,
+                "distance": hit.distance_m / unit_m,
+            }
+            for hit in hits
+        ],
+    }
+    return Response(orjson.dumps(body), mimetype="application/json")
+
+
+@bp.get("/categories")
+def categories():
+    """List every category with its members in PostGIS and in Redis.
+
+    Both counts are those of the last refresh; the list streams from Redis in
+    batches, in no set order.
+    """
+    client = _services().redis
+    index = _index_status(geoindex.index_meta(client))
+    total = geoindex.category_count(client)
+    head = orjson.dumps({"index": index, "count": total})[:-1]
+
+    def body() -> Iterator[bytes]:
+        yield head + b',"categories":['
+        for number, (name, postgis_members, redis_members) in enumerate(
+            geoindex.iter_categories(client)
+        ):
+            entry = {"name": name, "postgis": postgis_members, "redis": redis_members}
+            yield (b"," if number else b"") + orjson.dumps(entry)
+        yield b"]}"
+
+    return Response(body(), mimetype="application/json")
+
+
+@bp.get("/health")
+def health():
+    """Report whether PostgreSQL and Redis answer and how old the index is.
+
+    200 when both answer and an index is built, 503 otherwise.
+    """
+    services = _services()
+    checks = {}
+    meta = {}
+    for name, check in (
+        ("postgis", lambda: postgis.ping(services.engine)),
+        ("redis", lambda: meta.update(geoindex.index_meta(services.redis))),
+    ):
+        try:
+            check()
+            checks[name] = {"ok": True}
+        except NearbyError as exc:
+            checks[name] = {"ok": False, "error": exc.message}
+
+    index = _index_status(meta)
+    healthy = all(check["ok"] for check in checks.values()) and index["built"]
+    body = {"status": "ok" if healthy else "unavailable", **checks, "index": index}
+    return jsonify(body), 200 if healthy else 503
+
+
+def _index_status(meta: dict[str, str]) -> dict:
+    if not meta:
+        return {"built": False, "refreshed_at": None, "age_seconds": None}
+
+    refreshed_at = float(meta["refreshed_at"])
+    return {
+        "built": True,
+        "refreshed_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(refreshed_at)),
+        "age_seconds": round(time.time() - refreshed_at, 3),
+        "profiles": int(meta["profiles"]),
+        "members": int(meta["members"]),
+        "skipped_latitude": int(meta["skipped_latitude"]),
+        "skipped_category": int(meta["skipped_category"]),
+    }
