@@ -1,0 +1,186 @@
+"""Print three example queries of the running demo, each checked first.
+
+``make demo`` runs this once gunicorn is started. It takes the two largest
+categories from ``GET /categories``, centres each query on a real profile of
+the category (read through :mod:`nearby.postgis`, so the profile itself is a
+result), asks the server and keeps a query only if it answers 200 with at
+least one result. The examples cover both backends: the same query on
+/nearby/redis and /nearby/postgis, then a wider one on Redis.
+
+Exit status 0 when every example was checked, 1 otherwise (the message says
+which URL failed and why).
+"""
+
+import argparse
+import itertools
+import json
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlencode
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from config import get_settings  # noqa: E402
+from nearby import postgis  # noqa: E402
+from nearby import query  # noqa: E402
+from nearby.db import make_engine  # noqa: E402
+
+REQUEST_TIMEOUT_S = 10
+STREAM_BATCH = 1000
+MAX_BATCHES = 100
+"""Profiles scanned for a centre at most: MAX_BATCHES * STREAM_BATCH."""
+
+
+class DemoError(Exception):
+    """The demo cannot show a working example; the message says why."""
+
+
+@dataclass(frozen=True)
+class Example:
+    title: str
+    url: str
+
+
+def get_json(url: str, wait_s: float) -> dict:
+    """GET ``url`` and decode its JSON; retry for ``wait_s`` while nothing listens.
+
+    Raises:
+        DemoError: no answer within ``wait_s``, a status other than 200, or a
+            body that is not JSON.
+    """
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=REQUEST_TIMEOUT_S) as response:
+                return json.load(response)
+        except urllib.error.HTTPError as exc:
+            body = exc.read().decode(errors="replace")[:300]
+            raise DemoError(f"{url} answered {exc.code}: {body}") from None
+        except (urllib.error.URLError, ConnectionError, TimeoutError) as exc:
+            if time.monotonic() > deadline:
+                reason = getattr(exc, "reason", exc)
+                raise DemoError(
+                    f"{url}: no answer within {wait_s} s ({reason})"
+                ) from None
+            time.sleep(0.5)
+        except ValueError:
+            raise DemoError(f"{url} did not answer JSON") from None
+
+
+def largest_categories(base: str, wait_s: float, count: int) -> list[str]:
+    """Return the ``count`` categories with the most members in the Redis index."""
+    listing = get_json(f"{base}/categories", wait_s)
+    indexed = [entry for entry in listing.get("categories", []) if entry["redis"] > 0]
+    indexed.sort(key=lambda entry: (-entry["redis"], entry["name"]))
+    if len(indexed) < count:
+        raise DemoError(
+            f"{base}/categories lists {len(indexed)} indexed categories, "
+            f"{count} needed: was the data seeded and the index refreshed?"
+        )
+    return [entry["name"] for entry in indexed[:count]]
+
+
+def centres(categories: list[str]) -> dict[str, tuple[float, float]]:
+    """Return a (lon, lat) of one real profile of each category."""
+    engine = make_engine(get_settings().database_url, pool_size=1)
+    found: dict[str, tuple[float, float]] = {}
+    try:
+        with engine.connect() as conn:
+            batches = postgis.stream_profiles(conn, STREAM_BATCH)
+            for batch in itertools.islice(batches, MAX_BATCHES):
+                for profile in batch:
+                    for category in set(profile.categories) & set(categories):
+                        found.setdefault(category, (profile.lon, profile.lat))
+                if len(found) == len(categories):
+                    break
+    finally:
+        engine.dispose()
+
+    missing = sorted(set(categories) - set(found))
+    if missing:
+        raise DemoError(f"no profile found in PostGIS for {', '.join(missing)}")
+    return found
+
+
+def nearby_url(
+    base: str,
+    backend: str,
+    category: str,
+    centre: tuple[float, float],
+    radius_km: float,
+    limit: int,
+) -> str:
+    """Return the URL of a search on ``backend`` around ``centre`` (lon, lat)."""
+    lon, lat = centre
+    params = {
+        query.LAT: f"{lat:.5f}",
+        query.LON: f"{lon:.5f}",
+        query.RADIUS: radius_km,
+        query.UNIT: "km",
+        query.CATEGORY: category,
+        query.LIMIT: limit,
+    }
+    return f"{base}/nearby/{backend}?{urlencode(params)}"
+
+
+def examples(base: str, wait_s: float) -> list[Example]:
+    first, second = largest_categories(base, wait_s, 2)
+    points = centres([first, second])
+    return [
+        Example(
+            f"Redis: the 10 nearest {first} within 10 km",
+            nearby_url(base, "redis", first, points[first], 10, 10),
+        ),
+        Example(
+            "PostGIS: the same query, answered by the database",
+            nearby_url(base, "postgis", first, points[first], 10, 10),
+        ),
+        Example(
+            f"Redis: the 25 nearest {second} within 100 km",
+            nearby_url(base, "redis", second, points[second], 100, 25),
+        ),
+    ]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--host", default="127.0.0.1", help="default 127.0.0.1")
+    parser.add_argument("--port", type=int, default=8000, help="default 8000")
+    parser.add_argument(
+        "--wait",
+        type=float,
+        default=30.0,
+        help="seconds to wait for the server to answer; default 30",
+    )
+    args = parser.parse_args(argv)
+    base = f"http://{args.host}:{args.port}"
+
+    try:
+        checked = []
+        for example in examples(base, args.wait):
+            answer = get_json(example.url, args.wait)
+            if not answer.get("count"):
+                raise DemoError(f"{example.url} found nothing")
+            checked.append((example, answer["count"]))
+    except DemoError as exc:
+        print(f"demo: error: {exc}", file=sys.stderr)
+        return 1
+
+    print(f"\nnearby runs at {base}. Three queries, each checked just now:\n")
+    for example, found in checked:
+        print(f"  {example.title} ({found} found):")
+        print(f"    {example.url}")
+        print(f"    curl -s '{example.url}'\n")
+    print(f"  Categories: curl -s {base}/categories")
+    print(f"  Health:     curl -s {base}/health\n")
+    print("Stop the web server, the worker, beat and the databases with: make stop")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
