@@ -23,5 +23,9 @@ workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
 graceful_timeout = 10
 
+# Gunicorn's control socket sits at one path per user by default, so two
+# servers of the same user would contend for it; nothing here uses it.
+control_socket_disable = True
+
 accesslog = os.environ.get("GUNICORN_ACCESS_LOG") or None
 errorlog = "-"

@@ -3,9 +3,10 @@
 ``make demo`` runs this once gunicorn is started. It takes the two largest
 categories from ``GET /categories``, centres each query on a real profile of
 the category (read through :mod:`nearby.postgis`, so the profile itself is a
-result), asks the server and keeps a query only if it answers 200 with at
-least one result. The examples cover both backends: the same query on
-/nearby/redis and /nearby/postgis, then a wider one on Redis.
+result; of a few such profiles, the one with the most neighbours), and keeps
+a query only if the server answers it 200 with at least one result. The
+examples cover both backends: the same query on /nearby/redis and
+/nearby/postgis, then a wider one on Redis.
 
 Exit status 0 when every example was checked, 1 otherwise (the message says
 which URL failed and why).
@@ -33,7 +34,9 @@ from nearby.db import make_engine  # noqa: E402
 REQUEST_TIMEOUT_S = 10
 STREAM_BATCH = 1000
 MAX_BATCHES = 100
-"""Profiles scanned for a centre at most: MAX_BATCHES * STREAM_BATCH."""
+"""Profiles scanned for centres at most: MAX_BATCHES * STREAM_BATCH."""
+CANDIDATES = 5
+"""Profiles tried as the centre of each example; the busiest one is shown."""
 
 
 class DemoError(Exception):
@@ -44,6 +47,7 @@ class DemoError(Exception):
 class Example:
     title: str
     url: str
+    found: int
 
 
 def get_json(url: str, wait_s: float) -> dict:
@@ -85,23 +89,24 @@ def largest_categories(base: str, wait_s: float, count: int) -> list[str]:
     return [entry["name"] for entry in indexed[:count]]
 
 
-def centres(categories: list[str]) -> dict[str, tuple[float, float]]:
-    """Return a (lon, lat) of one real profile of each category."""
+def centres(categories: list[str]) -> dict[str, list[tuple[float, float]]]:
+    """Return up to CANDIDATES (lon, lat) of real profiles of each category."""
     engine = make_engine(get_settings().database_url, pool_size=1)
-    found: dict[str, tuple[float, float]] = {}
+    found: dict[str, list[tuple[float, float]]] = {name: [] for name in categories}
     try:
         with engine.connect() as conn:
             batches = postgis.stream_profiles(conn, STREAM_BATCH)
             for batch in itertools.islice(batches, MAX_BATCHES):
                 for profile in batch:
-                    for category in set(profile.categories) & set(categories):
-                        found.setdefault(category, (profile.lon, profile.lat))
-                if len(found) == len(categories):
+                    for category in set(profile.categories) & found.keys():
+                        if len(found[category]) < CANDIDATES:
+                            found[category].append((profile.lon, profile.lat))
+                if all(len(points) == CANDIDATES for points in found.values()):
                     break
     finally:
         engine.dispose()
 
-    missing = sorted(set(categories) - set(found))
+    missing = sorted(name for name, points in found.items() if not points)
     if missing:
         raise DemoError(f"no profile found in PostGIS for {', '.join(missing)}")
     return found
@@ -128,21 +133,57 @@ def nearby_url(
     return f"{base}/nearby/{backend}?{urlencode(params)}"
 
 
+def checked(title: str, url: str, wait_s: float) -> Example:
+    """Return the example of ``url`` once the server found something there.
+
+    Raises:
+        DemoError: the server failed or found nothing.
+    """
+    found = get_json(url, wait_s).get("count") or 0
+    if found <= 0:
+        raise DemoError(f"{url} found nothing")
+    return Example(title, url, found)
+
+
+def busiest(
+    base: str,
+    category: str,
+    candidates: list[tuple[float, float]],
+    radius_km: float,
+    limit: int,
+    wait_s: float,
+) -> tuple[float, float]:
+    """Return the candidate centre around which Redis finds the most profiles."""
+
+    def found(centre: tuple[float, float]) -> int:
+        url = nearby_url(base, "redis", category, centre, radius_km, limit)
+        return get_json(url, wait_s).get("count") or 0
+
+    return max(candidates, key=found)
+
+
 def examples(base: str, wait_s: float) -> list[Example]:
+    """Return the three checked examples: one query on both backends, one more."""
     first, second = largest_categories(base, wait_s, 2)
-    points = centres([first, second])
+    candidates = centres([first, second])
+    near = busiest(base, first, candidates[first], 50, 10, wait_s)
+    far = busiest(base, second, candidates[second], 200, 25, wait_s)
+
     return [
-        Example(
-            f"Redis: the 10 nearest {first} within 10 km",
-            nearby_url(base, "redis", first, points[first], 10, 10),
+        checked(
+            f"Redis: the 10 nearest {first} within 50 km",
+            nearby_url(base, "redis", first, near, 50, 10),
+            wait_s,
         ),
-        Example(
+        checked(
             "PostGIS: the same query, answered by the database",
-            nearby_url(base, "postgis", first, points[first], 10, 10),
+            nearby_url(base, "postgis", first, near, 50, 10),
+            wait_s,
         ),
-        Example(
-            f"Redis: the 25 nearest {second} within 100 km",
-            nearby_url(base, "redis", second, points[second], 100, 25),
+        checked(
+            f"Redis: the 25 nearest {second} within 200 km",
+            nearby_url(base, "redis", second, far, 200, 25),
+            wait_s,
         ),
     ]
 
@@ -161,19 +202,14 @@ def main(argv: list[str] | None = None) -> int:
     base = f"http://{args.host}:{args.port}"
 
     try:
-        checked = []
-        for example in examples(base, args.wait):
-            answer = get_json(example.url, args.wait)
-            if not answer.get("count"):
-                raise DemoError(f"{example.url} found nothing")
-            checked.append((example, answer["count"]))
+        shown = examples(base, args.wait)
     except DemoError as exc:
         print(f"demo: error: {exc}", file=sys.stderr)
         return 1
 
     print(f"\nnearby runs at {base}. Three queries, each checked just now:\n")
-    for example, found in checked:
-        print(f"  {example.title} ({found} found):")
+    for example in shown:
+        print(f"  {example.title} ({example.found} found):")
         print(f"    {example.url}")
         print(f"    curl -s '{example.url}'\n")
     print(f"  Categories: curl -s {base}/categories")
