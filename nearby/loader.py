@@ -185,6 +185,8 @@ CSV_REQUIRED_COLUMNS = ("name", "lat", "lon", "categories")
 CSV_OPTIONAL_COLUMNS = ("city",)
 CATEGORY_SEPARATOR = ";"
 MAX_KEPT_PROBLEMS = 1000
+SHOWN_FIELD_CHARS = 40
+"""Longest field quoted whole in a rejection reason; longer ones are cut."""
 
 NUMBER_PATTERN = re.compile(
     r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?"
@@ -243,10 +245,18 @@ class City:
 
 
 class Gazetteer:
-    """Cities to draw from, each with probability proportional to its population."""
+    """Cities to draw from, each with probability proportional to its population.
+
+    Cities of no population are left out.
+
+    Raises:
+        ValueError: no city has any population.
+    """
 
     def __init__(self, cities: Iterable[City]):
         self.cities = [city for city in cities if city.population > 0]
+        if not self.cities:
+            raise ValueError("a gazetteer needs a city with people")
         self._cumulative = list(
             itertools.accumulate(city.population for city in self.cities)
         )
@@ -297,9 +307,9 @@ def destination(
     theta = math.radians(bearing_deg)
     delta = distance_m / geo.EARTH_RADIUS_M
 
-    sin_phi2 = math.sin(phi1) * math.cos(delta) + math.cos(phi1) * math.sin(
-        delta
-    ) * math.cos(theta)
+    along = math.sin(phi1) * math.cos(delta)
+    across = math.cos(phi1) * math.sin(delta) * math.cos(theta)
+    sin_phi2 = along + across
     phi2 = math.asin(max(-1.0, min(1.0, sin_phi2)))
     lambda2 = lambda1 + math.atan2(
         math.sin(theta) * math.sin(delta) * math.cos(phi1),
@@ -648,7 +658,9 @@ def _parse_row(
     if not categories:
         reasons.append("no category")
     reasons.extend(
-        f"bad category slug {slug!r}" for slug in categories if not is_category(slug)
+        f"bad category slug {_shorten(slug)!r}"
+        for slug in categories
+        if not is_category(slug)
     )
 
     city = (fields[columns["city"]].strip() or None) if "city" in columns else None
@@ -660,13 +672,20 @@ def _parse_row(
 
 def _coordinate(text: str, what: str, limit: float, reasons: list[str]) -> float:
     if not NUMBER_PATTERN.fullmatch(text):
-        reasons.append(f"{what} {text!r} is not a decimal number")
+        reasons.append(f"{what} {_shorten(text)!r} is not a decimal number")
         return math.nan
 
     value = float(text)
     if not -limit <= value <= limit:
-        reasons.append(f"{what} {text} is outside [-{limit:g}, {limit:g}]")
+        reasons.append(f"{what} {_shorten(text)} is outside [-{limit:g}, {limit:g}]")
     return value
+
+
+def _shorten(text: str) -> str:
+    # A reason quotes the field, but a runaway field must not flood the log.
+    if len(text) <= SHOWN_FIELD_CHARS:
+        return text
+    return text[:SHOWN_FIELD_CHARS] + "..."
 
 
 class _Problems:

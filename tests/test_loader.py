@@ -386,6 +386,15 @@ def test_csv_reports_every_reason_of_a_row():
     )
 
 
+def test_csv_reasons_cut_long_fields():
+    (problem,) = _parsed(f"name,lat,lon,categories\nAda,{'9' * 500},0,chef\n")
+
+    (reason,) = problem.reasons
+    assert (
+        reason == f"latitude {'9' * loader.SHOWN_FIELD_CHARS}... is outside [-90, 90]"
+    )
+
+
 def test_csv_categories_split_on_semicolons_ignoring_spaces_empties_repeats():
     (row,) = _parsed("name,lat,lon,categories\nAda,1,2, chef ;;nurse;chef;\n")
 
