@@ -453,15 +453,10 @@ _LATIN_EXTRAS = str.maketrans(
 def prepare_schema(engine: Engine, *, reset: bool = False) -> None:
     """Create the schema when missing; with ``reset`` drop the table first.
 
-    The server is pinged first, so that an unreachable one is reported as
-    such and not as a server without PostGIS.
-
     Raises:
         nearby.errors.BackendUnavailable: PostgreSQL does not answer.
         nearby.errors.SchemaMissing: PostGIS is not available on the server.
     """
-    postgis.ping(engine)
-
     if reset:
         postgis.drop_schema(engine)
         log.info("loader: dropped the profiles table")

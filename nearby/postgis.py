@@ -116,12 +116,15 @@ def ensure_schema(engine: Engine) -> None:
     """Create PostGIS, the profiles table, its indexes and trigger when missing.
 
     Raises:
+        BackendUnavailable: PostgreSQL is unreachable.
         SchemaMissing: the PostGIS extension is not installed on the server and
             cannot be created (the message says which package provides it).
     """
     try:
         with engine.begin() as conn:
             conn.execute(text("CREATE EXTENSION IF NOT EXISTS postgis"))
+    except (OperationalError, InterfaceError) as exc:
+        raise BackendUnavailable("postgis", _first_line(exc)) from exc
     except DBAPIError as exc:
         raise SchemaMissing(
             "PostGIS is not available on this PostgreSQL server (install "
