@@ -55,10 +55,17 @@ demo: services
 	$(BIN)/python worker.py refresh || [ $$? -eq 3 ]
 	mkdir -p $(RUN) $(LOG) $(dir $(BEAT_SCHEDULE))
 	@if $(call running,$(GUNICORN_PID)); then echo "gunicorn already runs"; else \
+	  if (exec 3<>/dev/tcp/127.0.0.1/$(PORT)) 2>/dev/null; then \
+	    echo "port $(PORT) is taken by another program: run make demo PORT=<free port>"; \
+	    exit 1; fi; \
 	  echo "starting gunicorn on 127.0.0.1:$(PORT)"; \
 	  GUNICORN_BIND=127.0.0.1:$(PORT) $(BIN)/gunicorn -c gunicorn.conf.py \
 	    --daemon --pid $(GUNICORN_PID) --error-logfile $(LOG)/gunicorn.log \
-	    --capture-output web:app; fi
+	    --capture-output web:app; \
+	  for i in $$(seq 50); do $(call running,$(GUNICORN_PID)) && break; sleep 0.2; done; \
+	  if ! $(call running,$(GUNICORN_PID)); then \
+	    echo "gunicorn did not start; the end of $(LOG)/gunicorn.log:"; \
+	    tail -n 20 $(LOG)/gunicorn.log; exit 1; fi; fi
 	@if $(call running,$(WORKER_PID)); then echo "celery worker already runs"; else \
 	  echo "starting celery worker"; \
 	  $(BIN)/celery --workdir $(CURDIR) -A worker worker --detach \

@@ -10,14 +10,18 @@ Nothing else in the project reads the environment: entry files call
 ``nearby`` package.
 """
 
+import sys
 from functools import lru_cache
 from urllib.parse import urlsplit
 from urllib.parse import urlunsplit
 
 from pydantic import Field
+from pydantic import ValidationError
 from pydantic import model_validator
 from pydantic_settings import BaseSettings
 from pydantic_settings import SettingsConfigDict
+
+POSTGRES_SCHEMES = {"postgresql", "postgresql+psycopg2", "postgres"}
 
 
 class Settings(BaseSettings):
@@ -57,9 +61,17 @@ class Settings(BaseSettings):
         "timeout of PostgreSQL, for the web app.",
     )
     statement_timeout_ms: int = Field(
-        2000,
+        800,
         gt=0,
         description="PostgreSQL statement_timeout of the web app's queries.",
+    )
+    query_deadline_seconds: float = Field(
+        1.0,
+        gt=0,
+        le=60,
+        description="Longest the web app holds a PostgreSQL connection for one "
+        "request; past it the connection is cut and the request answers 503, "
+        "even when the server has stopped answering altogether.",
     )
     max_tie_fetch: int = Field(
         10_000,
@@ -70,7 +82,18 @@ class Settings(BaseSettings):
     log_level: str = Field("INFO", description="Level of every process's logs.")
 
     @model_validator(mode="after")
-    def _default_broker(self) -> "Settings":
+    def _check(self) -> "Settings":
+        if urlsplit(self.database_url).scheme not in POSTGRES_SCHEMES:
+            raise ValueError(
+                "DATABASE_URL must be a PostgreSQL URL "
+                "(postgresql+psycopg2://user:password@host:port/database)"
+            )
+        if self.statement_timeout_ms / 1000 >= self.query_deadline_seconds:
+            raise ValueError(
+                "STATEMENT_TIMEOUT_MS must be shorter than QUERY_DEADLINE_SECONDS, "
+                "so that slow statements are cancelled before their connection is cut"
+            )
+
         if not self.celery_broker_url:
             broker = urlsplit(self.redis_url)._replace(path="/1")
             object.__setattr__(self, "celery_broker_url", urlunsplit(broker))
@@ -81,3 +104,20 @@ class Settings(BaseSettings):
 def get_settings() -> Settings:
     """Return the process's settings, read from the environment on first call."""
     return Settings()
+
+
+def settings_or_exit(program: str) -> Settings:
+    """Return :func:`get_settings`, or exit with a message naming each bad one.
+
+    For entry points: a wrong environment variable ends the process with
+    status 2 and one line per problem, not a traceback.
+    """
+    try:
+        return get_settings()
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(map(str, error['loc'])).upper() or 'settings'}: {error['msg']}"
+            for error in exc.errors()
+        )
+        print(f"{program}: bad settings: {problems}", file=sys.stderr)
+        raise SystemExit(2) from None

@@ -1,9 +1,9 @@
 """The WSGI entry point: ``gunicorn web:app``."""
 
-from config import get_settings
+from config import settings_or_exit
 from nearby import logs
 from nearby.app import create_app
 
-settings = get_settings()
+settings = settings_or_exit("web")
 logs.configure(settings.log_level)
 app = create_app(settings)

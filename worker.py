@@ -8,7 +8,7 @@ python worker.py refresh       # one refresh now, in the foreground
 import argparse
 import sys
 
-from config import get_settings
+from config import settings_or_exit
 from nearby import logs
 from nearby.db import make_engine
 from nearby.db import make_redis
@@ -16,7 +16,7 @@ from nearby.errors import NearbyError
 from nearby.refresh import full_refresh
 from nearby.tasks import create_celery
 
-settings = get_settings()
+settings = settings_or_exit("worker")
 app = create_celery(settings)
 
 

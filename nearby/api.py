@@ -17,6 +17,7 @@ from flask import request
 from nearby import geo
 from nearby import geoindex
 from nearby import postgis
+from nearby.errors import RETRY_AFTER_SECONDS
 from nearby.errors import BadParameter
 from nearby.errors import NearbyError
 from nearby.query import LAT
@@ -139,7 +140,9 @@ def health():
     index = _index_status(meta)
     healthy = all(check["ok"] for check in checks.values()) and index["built"]
     body = {"status": "ok" if healthy else "unavailable", **checks, "index": index}
-    return jsonify(body), 200 if healthy else 503
+    if healthy:
+        return jsonify(body)
+    return jsonify(body), 503, {"Retry-After": str(RETRY_AFTER_SECONDS)}
 
 
 def _index_status(meta: dict[str, str]) -> dict:

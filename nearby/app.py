@@ -31,6 +31,7 @@ def create_app(settings: Settings) -> Flask:
         settings.database_url,
         connect_timeout_s=settings.backend_timeout_seconds,
         statement_timeout_ms=settings.statement_timeout_ms,
+        deadline_s=settings.query_deadline_seconds,
     )
     client = make_redis(settings.redis_url, timeout_s=settings.backend_timeout_seconds)
     app.extensions["nearby"] = Services(settings, engine, client)

@@ -81,6 +81,20 @@ class IndexNotReady(Unavailable):
     code = "index_not_ready"
 
 
+class RefreshAborted(Unavailable):
+    """A refresh stopped before it changed the live index."""
+
+    code = "refresh_aborted"
+
+
+class IndexBuildLost(RefreshAborted):
+    """The temporary keys of a build expired or were deleted under it."""
+
+
+class LockLost(RefreshAborted):
+    """Another refresh took over the lock of a refresh that stalled."""
+
+
 class SchemaMissing(Unavailable):
     """PostGIS or the profiles table is missing on the database server."""
 

@@ -27,6 +27,7 @@ every category either the whole old index or the whole new one.
 
 import logging
 import time
+from collections.abc import Callable
 from collections.abc import Iterable
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -37,6 +38,7 @@ from redis.lock import Lock
 
 from nearby import geo
 from nearby.errors import BackendUnavailable
+from nearby.errors import IndexBuildLost
 from nearby.errors import IndexNotReady
 from nearby.errors import UnknownCategory
 from nearby.geo import Hit
@@ -63,13 +65,40 @@ def info_key(category: str) -> str:
     return f"{PREFIX}:{{{category}}}:info"
 
 
+REDIS_SLACK_M = 1.0
+"""Added to the radius Redis searches: its positions are rounded to about
+0.6 m, so candidates come from a slightly larger circle and the exact distance
+decides."""
+
+REDIS_SEARCH_MAX_LATITUDE = 85.0511287
+"""Redis misses members far from a centre at exactly its latitude limit; a
+centre beyond this latitude is searched from here, 9 mm closer to the equator,
+with the radius widened to match."""
+
+
+def redis_longitude(lon: float) -> float:
+    """Return ``lon`` as Redis should see it: 180 becomes -180.
+
+    Redis files longitude 180 in a geohash cell apart from its neighbours
+    across the antimeridian, so neither members nor centres use it.
+    """
+    return -180.0 if lon == 180.0 else lon
+
+
 @contextmanager
 def translate_errors() -> Iterator[None]:
-    """Turn Redis's connection failures and timeouts into BackendUnavailable."""
+    """Turn Redis's failures into BackendUnavailable (503).
+
+    Connection failures and timeouts are expected faults; an error reply is
+    not, and is logged as such before it becomes a 503 as well.
+    """
     try:
         yield
     except (redis.ConnectionError, redis.TimeoutError) as exc:
         raise BackendUnavailable("redis", str(exc) or type(exc).__name__) from exc
+    except redis.ResponseError as exc:
+        log.error("redis: error reply: %s", exc)
+        raise BackendUnavailable("redis", f"error reply: {exc}") from exc
 
 
 def search(
@@ -95,9 +124,17 @@ def search(
         BackendUnavailable: Redis is unreachable or too slow.
     """
     count = limit + 1
+    search_lon = redis_longitude(lon)
+    search_lat = max(-REDIS_SEARCH_MAX_LATITUDE, min(REDIS_SEARCH_MAX_LATITUDE, lat))
+    search_radius_m = radius_m + REDIS_SLACK_M
+    if search_lat != lat:
+        search_radius_m += geo.great_circle_m(lon, lat, lon, search_lat)
+
     with translate_errors():
         while True:
-            found = _geosearch(client, lon, lat, radius_m, category, count)
+            found = _geosearch(
+                client, search_lon, search_lat, search_radius_m, category, count
+            )
             if len(found) < count or found[limit - 1][1] != found[-1][1]:
                 break
             if count >= max_fetch:
@@ -216,7 +253,7 @@ class IndexBuild:
         by_category: dict[str, tuple[list, dict]] = {}
         for category, member_id, name, city, lon, lat in members:
             positions, infos = by_category.setdefault(category, ([], {}))
-            positions.extend((lon, lat, member_id))
+            positions.extend((redis_longitude(lon), lat, member_id))
             infos[member_id] = orjson.dumps([name, city, lon, lat])
 
         pipe = self.client.pipeline(transaction=False)
@@ -232,14 +269,33 @@ class IndexBuild:
             pipe.expire(info_tmp, TMP_TTL_SECONDS)
         pipe.execute()
 
-    def swap(self) -> int:
+    def swap(self, renew: Callable[[], None]) -> int:
         """Put every built category in service and drop the vanished ones.
+
+        ``renew`` is called before each step and must raise if this build may
+        no longer write (its lock was lost). Every temporary key is checked,
+        and its expiry pushed back, before any live key is touched.
 
         Returns the number of categories removed because no profile holds them
         any more.
+
+        Raises:
+            IndexBuildLost: a temporary key expired or vanished; nothing of the
+                live index was changed.
         """
         items = list(self.counts.items())
+        built = [category for category, (_, members) in items if members]
+        for start in range(0, len(built), SWAP_BATCH):
+            renew()
+            pipe = self.client.pipeline(transaction=False)
+            for category in built[start : start + SWAP_BATCH]:
+                pipe.expire(geo_key(category) + TMP_SUFFIX, TMP_TTL_SECONDS)
+                pipe.expire(info_key(category) + TMP_SUFFIX, TMP_TTL_SECONDS)
+            if not all(pipe.execute()):
+                raise IndexBuildLost("a temporary key of this build has vanished")
+
         for start in range(0, len(items), SWAP_BATCH):
+            renew()
             pipe = self.client.pipeline(transaction=True)
             for category, (postgis_members, redis_members) in items[
                 start : start + SWAP_BATCH
@@ -250,6 +306,7 @@ class IndexBuild:
                 )
             pipe.execute()
 
+        renew()
         vanished = [
             name
             for name, _ in self.client.hscan_iter(CATEGORIES_KEY, count=500)

@@ -83,6 +83,8 @@ class NearbyQuery(BaseModel):
 
 
 NUMBER_PARAMS = {LAT: DECIMAL, LON: DECIMAL, RADIUS: DECIMAL, LIMIT: INTEGER}
+SHOWN_CHARS = 40
+"""Longest given value quoted whole in an error message; longer ones are cut."""
 
 
 def parse_nearby(args: MultiDict | Mapping[str, str]) -> NearbyQuery:
@@ -97,12 +99,27 @@ def parse_nearby(args: MultiDict | Mapping[str, str]) -> NearbyQuery:
     for name, pattern in NUMBER_PARAMS.items():
         if name in values and not pattern.fullmatch(values[name]):
             kind = "a whole number" if pattern is INTEGER else "a decimal number"
-            raise BadParameter(name, f"{name} must be {kind}, got {values[name]!r}")
+            raise BadParameter(
+                name, f"{name} must be {kind}, got {_shown(values[name])}"
+            )
 
     try:
-        return NearbyQuery.model_validate(values)
+        query = NearbyQuery.model_validate(values)
     except ValidationError as exc:
         raise _bad_parameter(exc, values) from None
+
+    if query.radius_m <= 0:
+        raise BadParameter(
+            RADIUS, f"radius is too small to measure, got {query.radius}"
+        )
+    return query
+
+
+def _shown(value: str) -> str:
+    """Quote a value the user gave, cut to a readable length."""
+    if len(value) > SHOWN_CHARS:
+        return repr(value[:SHOWN_CHARS]) + f"... ({len(value)} characters)"
+    return repr(value)
 
 
 def _single_values(args: MultiDict | Mapping[str, str]) -> dict[str, str]:
@@ -117,7 +134,9 @@ def _single_values(args: MultiDict | Mapping[str, str]) -> dict[str, str]:
     for name, given in lists.items():
         if name not in known:
             expected = ", ".join(known)
-            raise BadParameter(name, f"unknown parameter {name!r}; known: {expected}")
+            raise BadParameter(
+                name, f"unknown parameter {_shown(name)}; known: {expected}"
+            )
         if len(given) > 1:
             raise BadParameter(
                 name, f"{name} is given {len(given)} times; give it once"
@@ -134,17 +153,17 @@ def _bad_parameter(exc: ValidationError, values: dict[str, str]) -> BadParameter
         return BadParameter(name, f"{name} is required")
     if name == UNIT:
         return BadParameter(
-            name, f"unit must be one of m, km, mi, ft, got {values[name]!r}"
+            name, f"unit must be one of m, km, mi, ft, got {_shown(values[name])}"
         )
     if name == CATEGORY:
         return BadParameter(
             name,
             "category must be a slug of 1 to 64 lowercase ASCII letters, digits and "
-            f"single hyphens, got {values[name]!r}",
+            f"single hyphens, got {_shown(values[name])}",
         )
     if error["type"] == "finite_number":
         return BadParameter(
-            name, f"{name} must be a finite number, got {values[name]!r}"
+            name, f"{name} must be a finite number, got {_shown(values[name])}"
         )
 
     ctx = error.get("ctx", {})
@@ -155,6 +174,6 @@ def _bad_parameter(exc: ValidationError, values: dict[str, str]) -> BadParameter
     }
     if error["type"] in bounds:
         return BadParameter(
-            name, f"{name} must be {bounds[error['type']]}, got {values[name]!r}"
+            name, f"{name} must be {bounds[error['type']]}, got {_shown(values[name])}"
         )
     return BadParameter(name, f"{name}: {error['msg']}")

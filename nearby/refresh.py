@@ -23,10 +23,13 @@ from nearby import geo
 from nearby import geoindex
 from nearby import postgis
 from nearby.category import is_category
+from nearby.errors import LockLost
 
 log = logging.getLogger(__name__)
 
-LOCK_TTL_SECONDS = 120
+LOCK_TTL_SECONDS = 60
+"""Expiry of the refresh lock; each batch renews it, so only a refresh stalled
+this long loses it, and a killed one blocks the next for at most this long."""
 
 
 @dataclass
@@ -90,12 +93,12 @@ def _build(engine, client, lock, batch_size) -> RefreshReport:
 
     with postgis.connect(engine) as conn:
         for batch in postgis.stream_profiles(conn, batch_size):
+            _renew(lock)
             build.add_batch(_members(batch, build, report))
             report.profiles += len(batch)
-            lock.reacquire()
             log.debug("refresh: %d profiles read", report.profiles)
 
-    report.categories_removed = build.swap()
+    report.categories_removed = build.swap(lambda: _renew(lock))
     report.categories = len(build.counts)
     report.seconds = time.monotonic() - started
     meta = {key: value for key, value in asdict(report).items() if key != "ran"}
@@ -136,6 +139,16 @@ def _members(batch, build: geoindex.IndexBuild, report: RefreshReport):
                     profile.lon,
                     profile.lat,
                 )
+
+
+def _renew(lock) -> None:
+    try:
+        lock.reacquire()
+    except redis.exceptions.LockError as exc:
+        raise LockLost(
+            "the refresh lock expired and another refresh may hold it; this one "
+            "stopped without touching the live index"
+        ) from exc
 
 
 def _release(lock) -> None:

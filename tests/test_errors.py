@@ -5,7 +5,9 @@ import threading
 import time
 
 import pytest
+from sqlalchemy.engine import make_url
 
+from nearby import geoindex
 from nearby.app import create_app
 
 GOOD = {"lat": "48.85", "lon": "2.35", "radius": "5", "category": "developers"}
@@ -43,6 +45,7 @@ BAD_REQUESTS = [
     pytest.param(_with(lon="-181"), "lon", id="lon-below-minus-180"),
     pytest.param(_with(radius="0"), "radius", id="radius-zero"),
     pytest.param(_with(radius="-3"), "radius", id="radius-negative"),
+    pytest.param(_with(radius="4.9e-324", unit="ft"), "radius", id="radius-underflow"),
     pytest.param(_with(unit="yd"), "unit", id="unit-unknown"),
     pytest.param(_with(unit="KM"), "unit", id="unit-upper-case"),
     pytest.param(_with(limit="0"), "limit", id="limit-zero"),
@@ -220,6 +223,7 @@ def test_health_reports_each_dependency(settings, client, place, refresh):
     )
 
     assert before.status_code == 503
+    assert before.headers["Retry-After"].isdigit()
     assert before.get_json()["index"]["built"] is False
     assert after.status_code == 200
     assert after.get_json()["index"]["built"] is True
@@ -240,3 +244,137 @@ def test_missing_table_is_a_503(settings, engine, client):
 
     assert response.status_code == 503
     assert response.get_json()["error"]["code"] == "schema_missing"
+
+
+def test_error_reply_from_redis_is_a_503(client, place, refresh, redis_client):
+    place(("dev", 2.35, 48.85, ["developers"]))
+    refresh()
+    redis_client.set(geoindex.geo_key("developers"), "not a GEO set")
+
+    response = client.get("/nearby/redis", query_string=GOOD)
+
+    assert response.status_code == 503
+    assert response.get_json()["error"]["code"] == "backend_unavailable"
+
+
+@pytest.fixture
+def reader_without_privileges(settings, engine):
+    """A database URL for a role that may connect but not read profiles."""
+    with engine.begin() as conn:
+        conn.exec_driver_sql("DROP ROLE IF EXISTS nearby_test_noperm")
+        conn.exec_driver_sql("CREATE ROLE nearby_test_noperm LOGIN PASSWORD 'noperm'")
+    url = make_url(settings.database_url).set(
+        username="nearby_test_noperm", password="noperm"
+    )
+    yield url.render_as_string(hide_password=False)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("DROP ROLE nearby_test_noperm")
+
+
+def test_refused_query_is_a_503_and_health_says_so(
+    settings, db, reader_without_privileges
+):
+    app = create_app(
+        settings.model_copy(update={"database_url": reader_without_privileges})
+    )
+
+    response = app.test_client().get("/nearby/postgis", query_string=GOOD)
+    health = app.test_client().get("/health")
+
+    assert response.status_code == 503
+    assert "permission denied" in response.get_json()["error"]["message"]
+    assert health.status_code == 503
+    assert health.get_json()["postgis"]["ok"] is False
+
+
+def test_missing_column_is_a_503_and_health_says_so(engine, client):
+    with engine.begin() as conn:
+        conn.exec_driver_sql("ALTER TABLE profiles RENAME COLUMN city TO town")
+    try:
+        response = client.get("/nearby/postgis", query_string=GOOD)
+        health = client.get("/health")
+    finally:
+        with engine.begin() as conn:
+            conn.exec_driver_sql("ALTER TABLE profiles RENAME COLUMN town TO city")
+
+    assert response.status_code == 503
+    assert response.get_json()["error"]["code"] == "schema_missing"
+    assert health.status_code == 503
+    assert health.get_json()["postgis"]["ok"] is False
+
+
+@pytest.fixture
+def freezable_proxy(settings):
+    """A TCP relay to the test PostgreSQL that can stop relaying on demand.
+
+    Yields ``(url, freeze)``: the database URL through the relay, and an Event
+    that, once set, makes the relay hold every byte, as a server that stopped
+    answering would (its connections stay open).
+    """
+    target = make_url(settings.database_url)
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    listener.settimeout(0.1)
+    freeze = threading.Event()
+    stop = threading.Event()
+    sockets = []
+
+    def pump(source, sink):
+        source.settimeout(0.1)
+        while not stop.is_set():
+            if freeze.is_set():
+                time.sleep(0.05)
+                continue
+            try:
+                data = source.recv(65536)
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            if not data:
+                return
+            sink.sendall(data)
+
+    def serve():
+        while not stop.is_set():
+            try:
+                client_side, _ = listener.accept()
+            except TimeoutError:
+                continue
+            server_side = socket.create_connection((target.host, target.port))
+            sockets.extend([client_side, server_side])
+            for source, sink in (
+                (client_side, server_side),
+                (server_side, client_side),
+            ):
+                threading.Thread(target=pump, args=(source, sink), daemon=True).start()
+
+    threading.Thread(target=serve, daemon=True).start()
+    port = listener.getsockname()[1]
+    url = target.set(host="127.0.0.1", port=port).render_as_string(hide_password=False)
+    yield url, freeze
+    stop.set()
+    for sock in sockets:
+        sock.close()
+    listener.close()
+
+
+def test_postgis_that_stops_answering_is_a_503_within_the_deadline(
+    settings, db, place, freezable_proxy
+):
+    url, freeze = freezable_proxy
+    place(("dev", 2.35, 48.85, ["developers"]))
+    app = create_app(settings.model_copy(update={"database_url": url}))
+    warm = app.test_client().get("/nearby/postgis", query_string=GOOD)
+    freeze.set()
+
+    response, seconds = _timed_get(app, "/nearby/postgis")
+    health = app.test_client().get("/health")
+
+    assert warm.status_code == 200
+    assert response.status_code == 503
+    assert response.get_json()["error"]["code"] == "backend_unavailable"
+    assert seconds < settings.query_deadline_seconds + 0.5
+    assert health.status_code == 503
+    assert health.get_json()["postgis"]["ok"] is False

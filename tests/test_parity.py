@@ -33,16 +33,36 @@ def seeded(db, refresh):
         ).all()
 
 
+EDGE_CENTRES = [
+    (180.0, 0.0),
+    (-180.0, -16.5),
+    (180.0, 60.0),
+    (0.0, 85.05112878),
+    (120.0, -85.05112878),
+    (-179.999, 85.0),
+]
+
+
 def _query(rng, centres):
-    """A query near a profile, for one of its categories or any other."""
+    """A query near a profile (one of its categories, mostly), or at an edge."""
     lon, lat, categories = rng.choice(centres)
-    if rng.random() < 0.2:
+    kind = rng.random()
+    if kind < 0.2:
         categories = rng.choice(centres)[2]
+    if kind < 0.6:
+        lon = min(180, max(-180, lon + rng.uniform(-0.05, 0.05)))
+        lat = min(85, max(-85, lat + rng.uniform(-0.05, 0.05)))
+        radius_m = rng.choice([500, 2000, 10_000, 50_000, 200_000])
+    elif kind < 0.8:
+        lon, lat = rng.choice(EDGE_CENTRES)
+        radius_m = rng.choice([200_000, 2_000_000, 10_000_000])
+    else:
+        radius_m = rng.choice([2_000_000, 8_000_000, 15_000_000, 20_037_000])
+
     unit = rng.choice(list(UNITS_M))
-    radius_m = rng.choice([500, 2000, 10_000, 50_000, 200_000, 2_000_000])
     return {
-        "lon": min(180, max(-180, lon + rng.uniform(-0.05, 0.05))),
-        "lat": min(85, max(-85, lat + rng.uniform(-0.05, 0.05))),
+        "lon": lon,
+        "lat": lat,
         "radius": radius_m / UNITS_M[unit],
         "unit": unit,
         "category": rng.choice(categories),
@@ -92,4 +112,4 @@ def test_both_backends_agree_on_random_queries(client, seeded):
             assert a[0] == b[0] or abs(a[1] - b[1]) < TOLERANCE_M, params
         compared += len(redis_settled)
 
-    assert compared > 10 * QUERIES, compared
+    assert compared > 20 * QUERIES, compared

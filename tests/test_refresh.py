@@ -2,11 +2,13 @@
 
 import random
 import threading
+import time
 
 import pytest
 from sqlalchemy import text
 
 from nearby import geoindex
+from nearby.errors import LockLost
 from nearby.refresh import full_refresh
 from tests import spherical
 
@@ -218,3 +220,33 @@ def test_batch_size_does_not_change_the_index(db, redis_client, place, batch_siz
             int(m) for m in redis_client.zrange(geoindex.geo_key(category), 0, -1)
         }
         assert members == set(_postgis_members(db, category))
+
+
+def test_a_refresh_that_lost_its_lock_stops_without_touching_the_index(
+    db, redis_client, place, refresh
+):
+    first = place(("first", 1.0, 1.0, ["developers"]))
+    refresh()
+    meta_before = redis_client.hgetall(geoindex.META_KEY)
+    place(*_random_profiles(3000))
+    outcome = []
+
+    def slow_refresh():
+        try:
+            outcome.append(full_refresh(db, redis_client, batch_size=5))
+        except Exception as exc:  # the assertion below names it
+            outcome.append(exc)
+
+    worker = threading.Thread(target=slow_refresh)
+    worker.start()
+    deadline = time.monotonic() + 10
+    while not list(redis_client.scan_iter(match=geoindex.TMP_PATTERN)):
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    redis_client.set(geoindex.LOCK_KEY, "a token of another refresh")
+    worker.join()
+
+    assert isinstance(outcome[0], LockLost)
+    assert redis_client.hgetall(geoindex.META_KEY) == meta_before
+    live = redis_client.zrange(geoindex.geo_key("developers"), 0, -1)
+    assert live == [str(pid) for pid in first]

@@ -230,3 +230,47 @@ def test_redis_points_centres_beyond_its_latitudes_to_postgis(client, place, ref
     assert response.status_code == 400
     assert error["param"] == "lat"
     assert "/nearby/postgis" in error["message"]
+
+
+@pytest.mark.parametrize("center_lon", [180.0, -180.0])
+def test_longitude_180_and_minus_180_are_one_meridian(backend, place, center_lon):
+    points = [
+        (179.0, 0.0),
+        (-179.5, 0.0),
+        (-176.17, -13.28),
+        (180.0, 2.0),
+        (-180.0, -3.0),
+    ]
+    ids = place(
+        *[(f"m{n}", lon, lat, ["developers"]) for n, (lon, lat) in enumerate(points)]
+    )
+    expected = sorted(
+        (spherical.distance_m(center_lon, 0.0, lon, lat), pid)
+        for pid, (lon, lat) in zip(ids, points, strict=True)
+    )
+
+    body = backend.search(lon=center_lon, lat=0, radius=2000, category="developers")
+
+    assert [r["id"] for r in body["results"]] == [pid for _, pid in expected]
+
+
+@pytest.mark.parametrize("center_lat", [85.05112878, -85.05112878])
+def test_centre_at_the_redis_latitude_limit_reaches_far_profiles(
+    backend, place, center_lat
+):
+    points = [(-43.2, -22.9), (-99.1, 19.4), (34.76, -0.09), (10.0, 84.0)]
+    ids = place(
+        *[(f"f{n}", lon, lat, ["developers"]) for n, (lon, lat) in enumerate(points)]
+    )
+    expected = sorted(
+        (spherical.distance_m(0.0, center_lat, lon, lat), pid)
+        for pid, (lon, lat) in zip(ids, points, strict=True)
+        if spherical.distance_m(0.0, center_lat, lon, lat) <= 14_000_000
+    )
+
+    body = backend.search(lon=0, lat=center_lat, radius=14000, category="developers")
+
+    assert len(expected) >= 3
+    assert [r["id"] for r in body["results"]] == [pid for _, pid in expected]
+    for result, (distance_m, _) in zip(body["results"], expected, strict=True):
+        assert result["distance"] * 1000 == pytest.approx(distance_m, abs=1.0)

@@ -58,6 +58,14 @@ def test_refresh_command_reports_an_unreachable_database(settings, db):
     assert "Traceback" not in done.stderr
 
 
+def test_bad_settings_stop_the_worker_with_a_message(settings):
+    done = _run_worker(settings, "refresh", REFRESH_BATCH_SIZE="0")
+
+    assert done.returncode == 2
+    assert "REFRESH_BATCH_SIZE" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
 def test_beat_runs_the_refresh_every_interval(settings):
     app = create_celery(settings.model_copy(update={"refresh_interval_seconds": 42}))
 
