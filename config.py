@@ -53,6 +53,13 @@ class Settings(BaseSettings):
         description="Rows read from PostGIS and members written to Redis per "
         "batch; bounds the refresh's memory.",
     )
+    refresh_lock_seconds: float = Field(
+        60,
+        gt=0,
+        le=3600,
+        description="Expiry of the refresh lock, renewed by every batch: a "
+        "killed refresh blocks the next one for at most this long.",
+    )
     backend_timeout_seconds: float = Field(
         0.5,
         gt=0,

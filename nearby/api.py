@@ -26,6 +26,9 @@ from nearby.query import parse_nearby
 
 bp = Blueprint("api", __name__)
 
+INDEX_AGE_HEADER = "X-Index-Age"
+"""Seconds since the refresh that the answer's index comes from."""
+
 
 def _services():
     return current_app.extensions["nearby"]
@@ -43,7 +46,7 @@ def nearby_redis():
         )
 
     services = _services()
-    hits = geoindex.search(
+    answer = geoindex.search(
         services.redis,
         lon=query.lon,
         lat=query.lat,
@@ -52,7 +55,11 @@ def nearby_redis():
         limit=query.limit,
         max_fetch=services.settings.max_tie_fetch,
     )
-    return _render("redis", query, hits)
+    response = _render("redis", query, answer.hits)
+    response.headers[INDEX_AGE_HEADER] = (
+        f"{max(0.0, time.time() - answer.refreshed_at):.0f}"
+    )
+    return response
 
 
 @bp.get("/nearby/postgis")
@@ -138,8 +145,13 @@ def health():
             checks[name] = {"ok": False, "error": exc.message}
 
     index = _index_status(meta)
+    if checks["redis"]["ok"]:
+        index["last_failure"] = _failure(geoindex.refresh_status(services.redis))
     healthy = all(check["ok"] for check in checks.values()) and index["built"]
-    body = {"status": "ok" if healthy else "unavailable", **checks, "index": index}
+    status = "ok" if healthy else "unavailable"
+    if healthy and index["last_failure"]:
+        status = "degraded"
+    body = {"status": status, **checks, "index": index}
     if healthy:
         return jsonify(body)
     return jsonify(body), 503, {"Retry-After": str(RETRY_AFTER_SECONDS)}
@@ -152,10 +164,27 @@ def _index_status(meta: dict[str, str]) -> dict:
     refreshed_at = float(meta["refreshed_at"])
     return {
         "built": True,
-        "refreshed_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(refreshed_at)),
+        "refreshed_at": _iso(refreshed_at),
         "age_seconds": round(time.time() - refreshed_at, 3),
-        "profiles": int(meta["profiles"]),
-        "members": int(meta["members"]),
-        "skipped_latitude": int(meta["skipped_latitude"]),
-        "skipped_category": int(meta["skipped_category"]),
+        "last_refresh": {
+            "kind": meta["kind"],
+            "seconds": float(meta["seconds"]),
+            "changes": int(meta["changes"]),
+            "profiles": int(meta["profiles"]),
+            "added": int(meta["added"]),
+            "moved": int(meta["moved"]),
+            "removed": int(meta["removed"]),
+            "skipped_latitude": int(meta["skipped_latitude"]),
+            "skipped_category": int(meta["skipped_category"]),
+        },
     }
+
+
+def _failure(status: dict[str, str]) -> dict | None:
+    if "failed_at" not in status:
+        return None
+    return {"failed_at": _iso(float(status["failed_at"])), "error": status["error"]}
+
+
+def _iso(unix_s: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(unix_s))

@@ -1,28 +1,36 @@
-"""Every Redis key and GEO command of nearby: search, batched builds, swaps.
+"""Every Redis key and GEO command of nearby: search, builds, swaps, changes.
 
-Key layout (version ``v1``; ``{c}`` is the category, in a hash tag so that all
-keys of one category land in one Redis Cluster slot):
+Key layout (version :data:`LAYOUT`; ``{c}`` is the category, in a hash tag so
+that all keys of one category land in one Redis Cluster slot):
 
 ``nearby:v1:{c}:geo``
     GEO sorted set of the category; members are profile ids.
 ``nearby:v1:{c}:info``
     Hash, profile id -> JSON ``[name, city, lon, lat]``: the display fields and
     the exact coordinates (GEO positions are rounded to about 0.6 m).
-``nearby:v1:{c}:geo:tmp``, ``nearby:v1:{c}:info:tmp``
-    The same, while a refresh builds them; they expire if the build dies.
+``nearby:v1:{c}:beyond``
+    Set of the ids of the category's profiles that lie beyond Redis's latitude
+    limit: counted, never searched.
+``nearby:v1:{c}:geo:tmp``, ``...:info:tmp``, ``...:beyond:tmp``
+    The same, while a full rebuild builds them; they expire if it dies.
 ``nearby:v1:categories``
-    Hash, category -> ``"<postgis members> <redis members>"`` as the last
-    refresh counted them: every category some profile holds, including ones
-    whose profiles all lie beyond Redis's latitude limit.
+    Set of every category some profile holds.
 ``nearby:v1:meta``
     Hash describing the last successful refresh (``refreshed_at`` in Unix
-    seconds, counts, ``seconds``). Its absence means no index was built yet.
+    seconds, ``kind``, ``log_id``, counts, ``seconds``). Its absence means no
+    index was built yet.
+``nearby:v1:status``
+    Hash describing what went wrong since the last successful refresh: a
+    failure (``failed_at``, ``error``), a full rebuild that started and has
+    not finished (``rebuild_started_at``).
 ``nearby:v1:refresh-lock``
     Lock held by the one refresh that may write at a time.
 
-A refresh swaps each category's keys in a MULTI/EXEC block together with its
-``categories`` entry, so a reader, whose reads run in MULTI/EXEC too, sees for
-every category either the whole old index or the whole new one.
+A full rebuild swaps each category's keys in a MULTI/EXEC block together with
+its entry in the categories set, so a reader, whose reads run in MULTI/EXEC
+too, sees every category either wholly old or wholly new. An incremental
+refresh changes single members in place: a reader sees each profile either
+before or after its change.
 """
 
 import logging
@@ -31,6 +39,8 @@ from collections.abc import Callable
 from collections.abc import Iterable
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
+from dataclasses import field
 
 import orjson
 import redis
@@ -45,14 +55,27 @@ from nearby.geo import Hit
 
 log = logging.getLogger(__name__)
 
-PREFIX = "nearby:v1"
+LAYOUT = "v1"
+PREFIX = f"nearby:{LAYOUT}"
 CATEGORIES_KEY = f"{PREFIX}:categories"
 META_KEY = f"{PREFIX}:meta"
+STATUS_KEY = f"{PREFIX}:status"
 LOCK_KEY = f"{PREFIX}:refresh-lock"
 TMP_SUFFIX = ":tmp"
 TMP_PATTERN = f"{PREFIX}:*{TMP_SUFFIX}"
 TMP_TTL_SECONDS = 3600
 SWAP_BATCH = 100
+SCAN_BATCH = 500
+
+REDIS_SLACK_M = 1.0
+"""Added to the radius Redis searches: its positions are rounded to about
+0.6 m, so candidates come from a slightly larger circle and the exact distance
+decides."""
+
+REDIS_SEARCH_MAX_LATITUDE = 85.0511287
+"""Redis misses members far from a centre at exactly its latitude limit; a
+centre beyond this latitude is searched from here, 9 mm closer to the equator,
+with the radius widened to match."""
 
 
 def geo_key(category: str) -> str:
@@ -65,15 +88,13 @@ def info_key(category: str) -> str:
     return f"{PREFIX}:{{{category}}}:info"
 
 
-REDIS_SLACK_M = 1.0
-"""Added to the radius Redis searches: its positions are rounded to about
-0.6 m, so candidates come from a slightly larger circle and the exact distance
-decides."""
+def beyond_key(category: str) -> str:
+    """Return the key of the set of ``category``'s ids beyond Redis's latitudes."""
+    return f"{PREFIX}:{{{category}}}:beyond"
 
-REDIS_SEARCH_MAX_LATITUDE = 85.0511287
-"""Redis misses members far from a centre at exactly its latitude limit; a
-centre beyond this latitude is searched from here, 9 mm closer to the equator,
-with the radius widened to match."""
+
+def _keys(category: str) -> tuple[str, str, str]:
+    return geo_key(category), info_key(category), beyond_key(category)
 
 
 def redis_longitude(lon: float) -> float:
@@ -101,6 +122,14 @@ def translate_errors() -> Iterator[None]:
         raise BackendUnavailable("redis", f"error reply: {exc}") from exc
 
 
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """Hits of a Redis search, and when the index they come from was refreshed."""
+
+    hits: list[Hit]
+    refreshed_at: float
+
+
 def search(
     client: redis.Redis,
     *,
@@ -110,7 +139,7 @@ def search(
     category: str,
     limit: int,
     max_fetch: int = 10_000,
-) -> list[Hit]:
+) -> Answer:
     """Return up to ``limit`` profiles of ``category`` within ``radius_m``.
 
     Nearest first by the model distance computed from the exact coordinates,
@@ -121,7 +150,7 @@ def search(
     Raises:
         UnknownCategory: the index is built and no profile has ``category``.
         IndexNotReady: no refresh has completed yet.
-        BackendUnavailable: Redis is unreachable or too slow.
+        BackendUnavailable: Redis is unreachable, too slow or failed.
     """
     count = limit + 1
     search_lon = redis_longitude(lon)
@@ -132,7 +161,7 @@ def search(
 
     with translate_errors():
         while True:
-            found = _geosearch(
+            refreshed_at, found = _geosearch(
                 client, search_lon, search_lat, search_radius_m, category, count
             )
             if len(found) < count or found[limit - 1][1] != found[-1][1]:
@@ -154,7 +183,7 @@ def search(
     hits = []
     for member, info in zip(ids, infos, strict=True):
         if info is None:
-            log.warning("search: %s member %s has no display fields", category, member)
+            log.debug("search: %s member %s left during the search", category, member)
             continue
         name, city, p_lon, p_lat = orjson.loads(info)
         distance_m = geo.great_circle_m(lon, lat, p_lon, p_lat)
@@ -162,13 +191,13 @@ def search(
             hits.append(Hit(int(member), name, city, p_lon, p_lat, distance_m))
 
     hits.sort(key=lambda hit: (hit.distance_m, hit.id))
-    return hits[:limit]
+    return Answer(hits[:limit], refreshed_at)
 
 
-def _geosearch(client, lon, lat, radius_m, category, count) -> list:
+def _geosearch(client, lon, lat, radius_m, category, count) -> tuple[float, list]:
     pipe = client.pipeline(transaction=True)
-    pipe.exists(META_KEY)
-    pipe.hexists(CATEGORIES_KEY, category)
+    pipe.hget(META_KEY, "refreshed_at")
+    pipe.sismember(CATEGORIES_KEY, category)
     pipe.geosearch(
         geo_key(category),
         longitude=lon,
@@ -179,13 +208,13 @@ def _geosearch(client, lon, lat, radius_m, category, count) -> list:
         count=count,
         withdist=True,
     )
-    built, known, found = pipe.execute()
+    refreshed_at, known, found = pipe.execute()
 
+    if refreshed_at is None:
+        raise IndexNotReady("the Redis index has not been built yet")
     if not known:
-        if not built:
-            raise IndexNotReady("the Redis index has not been built yet")
         raise UnknownCategory(category)
-    return found
+    return float(refreshed_at), found
 
 
 def index_meta(client: redis.Redis) -> dict[str, str]:
@@ -194,23 +223,73 @@ def index_meta(client: redis.Redis) -> dict[str, str]:
         return client.hgetall(META_KEY)
 
 
+def refresh_status(client: redis.Redis) -> dict[str, str]:
+    """Return the description of the last failed refresh ({} if none)."""
+    with translate_errors():
+        return client.hgetall(STATUS_KEY)
+
+
 def iter_categories(
-    client: redis.Redis, batch: int = 500
+    client: redis.Redis, batch: int = SCAN_BATCH
 ) -> Iterator[tuple[str, int, int]]:
     """Yield ``(category, postgis members, redis members)`` in no set order.
 
-    Reads the categories hash with HSCAN, ``batch`` entries at a time.
+    PostGIS members are the Redis members plus those beyond its latitudes, as
+    the refreshes have applied them. Reads ``batch`` categories at a time.
     """
     with translate_errors():
-        for name, counts in client.hscan_iter(CATEGORIES_KEY, count=batch):
-            postgis_members, redis_members = counts.split()
-            yield name, int(postgis_members), int(redis_members)
+        for names in _batched(client.sscan_iter(CATEGORIES_KEY, count=batch), batch):
+            pipe = client.pipeline(transaction=False)
+            for name in names:
+                pipe.zcard(geo_key(name))
+                pipe.scard(beyond_key(name))
+            counts = pipe.execute()
+            for number, name in enumerate(names):
+                reachable, beyond = counts[2 * number], counts[2 * number + 1]
+                yield name, reachable + beyond, reachable
 
 
 def category_count(client: redis.Redis) -> int:
     """Return the number of categories in the index."""
     with translate_errors():
-        return client.hlen(CATEGORIES_KEY)
+        return client.scard(CATEGORIES_KEY)
+
+
+def member_counts(client: redis.Redis, categories: list[str]) -> list[tuple[int, int]]:
+    """Return ``(members in Redis, members beyond its latitudes)`` per category."""
+    pipe = client.pipeline(transaction=False)
+    for category in categories:
+        pipe.zcard(geo_key(category))
+        pipe.scard(beyond_key(category))
+    counts = pipe.execute()
+    return list(zip(counts[::2], counts[1::2], strict=True))
+
+
+def iter_members(
+    client: redis.Redis, category: str, batch: int = 1000
+) -> Iterator[list[tuple[int, float, float]]]:
+    """Yield the ``(id, lon, lat)`` Redis holds for ``category``, in batches."""
+    for ids in _batched(
+        (member for member, _ in client.zscan_iter(geo_key(category), count=batch)),
+        batch,
+    ):
+        positions = client.geopos(geo_key(category), *ids)
+        yield [
+            (int(member), position[0], position[1])
+            for member, position in zip(ids, positions, strict=True)
+            if position is not None
+        ]
+
+
+def _batched(items: Iterable, size: int) -> Iterator[list]:
+    batch = []
+    for item in items:
+        batch.append(item)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
 
 
 def refresh_lock(client: redis.Redis, ttl_s: float) -> Lock:
@@ -221,52 +300,69 @@ def refresh_lock(client: redis.Redis, ttl_s: float) -> Lock:
 def delete_temporary_keys(client: redis.Redis) -> int:
     """Delete temporary keys a dead build left behind; return how many."""
     deleted = 0
-    pipe = client.pipeline(transaction=False)
-    for key in client.scan_iter(match=TMP_PATTERN, count=1000):
-        pipe.unlink(key)
-        deleted += 1
-        if len(pipe) >= 1000:
-            pipe.execute()
-    pipe.execute()
+    for keys in _batched(client.scan_iter(match=TMP_PATTERN, count=1000), 1000):
+        client.unlink(*keys)
+        deleted += len(keys)
     return deleted
+
+
+@dataclass(frozen=True, slots=True)
+class Member:
+    """A profile as one category's index holds it."""
+
+    id: int
+    name: str
+    city: str | None
+    lon: float
+    lat: float
+
+    @property
+    def reachable(self) -> bool:
+        """Whether Redis can hold and search this profile's position."""
+        return geo.within_redis_latitude(self.lat)
+
+    def info(self) -> bytes:
+        """The display fields and exact coordinates, as stored in ``info``."""
+        return orjson.dumps([self.name, self.city, self.lon, self.lat])
 
 
 class IndexBuild:
     """A full build of every category into temporary keys, then one swap each.
 
     Feed it with :meth:`add_batch`; each call writes one pipeline. Memory holds
-    one batch and one counter pair per category, never a whole category.
+    one batch and a counter pair per category, never a whole category.
     """
 
     def __init__(self, client: redis.Redis):
         self.client = client
         self.counts: dict[str, list[int]] = {}
+        """Category -> [members in Redis, members beyond its latitudes]."""
 
-    def count_only(self, category: str) -> None:
-        """Count a PostGIS member that Redis cannot hold (beyond its latitudes)."""
-        self.counts.setdefault(category, [0, 0])[0] += 1
-
-    def add_batch(
-        self, members: Iterable[tuple[str, int, str, str | None, float, float]]
-    ) -> None:
-        """Write ``(category, id, name, city, lon, lat)`` members in one pipeline."""
-        by_category: dict[str, tuple[list, dict]] = {}
-        for category, member_id, name, city, lon, lat in members:
-            positions, infos = by_category.setdefault(category, ([], {}))
-            positions.extend((redis_longitude(lon), lat, member_id))
-            infos[member_id] = orjson.dumps([name, city, lon, lat])
+    def add_batch(self, members: Iterable[tuple[str, Member]]) -> None:
+        """Write ``(category, member)`` pairs to the temporary keys, one pipeline."""
+        by_category: dict[str, tuple[list, dict, list]] = {}
+        for category, member in members:
+            positions, infos, beyond = by_category.setdefault(category, ([], {}, []))
+            if member.reachable:
+                positions.extend((redis_longitude(member.lon), member.lat, member.id))
+                infos[member.id] = member.info()
+            else:
+                beyond.append(member.id)
 
         pipe = self.client.pipeline(transaction=False)
-        for category, (positions, infos) in by_category.items():
+        for category, (positions, infos, beyond) in by_category.items():
             counts = self.counts.setdefault(category, [0, 0])
             counts[0] += len(infos)
-            counts[1] += len(infos)
-            geo_tmp = geo_key(category) + TMP_SUFFIX
-            info_tmp = info_key(category) + TMP_SUFFIX
-            pipe.execute_command("GEOADD", geo_tmp, *positions)
-            pipe.hset(info_tmp, mapping=infos)
-            pipe.expire(geo_tmp, TMP_TTL_SECONDS)
-            pipe.expire(info_tmp, TMP_TTL_SECONDS)
+            counts[1] += len(beyond)
+            geo_tmp, info_tmp, beyond_tmp = (k + TMP_SUFFIX for k in _keys(category))
+            if infos:
+                pipe.execute_command("GEOADD", geo_tmp, *positions)
+                pipe.hset(info_tmp, mapping=infos)
+                pipe.expire(geo_tmp, TMP_TTL_SECONDS)
+                pipe.expire(info_tmp, TMP_TTL_SECONDS)
+            if beyond:
+                pipe.sadd(beyond_tmp, *beyond)
+                pipe.expire(beyond_tmp, TMP_TTL_SECONDS)
         pipe.execute()
 
     def swap(self, renew: Callable[[], None]) -> int:
@@ -284,58 +380,168 @@ class IndexBuild:
                 live index was changed.
         """
         items = list(self.counts.items())
-        built = [category for category, (_, members) in items if members]
-        for start in range(0, len(built), SWAP_BATCH):
+        for start in range(0, len(items), SWAP_BATCH):
             renew()
             pipe = self.client.pipeline(transaction=False)
-            for category in built[start : start + SWAP_BATCH]:
-                pipe.expire(geo_key(category) + TMP_SUFFIX, TMP_TTL_SECONDS)
-                pipe.expire(info_key(category) + TMP_SUFFIX, TMP_TTL_SECONDS)
+            for temporary in _temporary_keys(items[start : start + SWAP_BATCH]):
+                pipe.expire(temporary, TMP_TTL_SECONDS)
             if not all(pipe.execute()):
                 raise IndexBuildLost("a temporary key of this build has vanished")
 
         for start in range(0, len(items), SWAP_BATCH):
             renew()
             pipe = self.client.pipeline(transaction=True)
-            for category, (postgis_members, redis_members) in items[
-                start : start + SWAP_BATCH
-            ]:
-                _queue_swap(pipe, category, redis_members > 0)
-                pipe.hset(
-                    CATEGORIES_KEY, category, f"{postgis_members} {redis_members}"
-                )
+            chunk = items[start : start + SWAP_BATCH]
+            for category, _ in chunk:
+                pipe.unlink(*_keys(category))
+            for temporary in _temporary_keys(chunk):
+                live = temporary.removesuffix(TMP_SUFFIX)
+                pipe.rename(temporary, live)
+                pipe.persist(live)
+            pipe.sadd(CATEGORIES_KEY, *(category for category, _ in chunk))
             pipe.execute()
 
         renew()
         vanished = [
             name
-            for name, _ in self.client.hscan_iter(CATEGORIES_KEY, count=500)
+            for name in self.client.sscan_iter(CATEGORIES_KEY, count=SCAN_BATCH)
             if name not in self.counts
         ]
         for start in range(0, len(vanished), SWAP_BATCH):
             pipe = self.client.pipeline(transaction=True)
             for category in vanished[start : start + SWAP_BATCH]:
-                pipe.unlink(geo_key(category), info_key(category))
-                pipe.hdel(CATEGORIES_KEY, category)
+                pipe.unlink(*_keys(category))
+                pipe.srem(CATEGORIES_KEY, category)
             pipe.execute()
         return len(vanished)
 
 
-def _queue_swap(pipe, category: str, has_members: bool) -> None:
-    live_geo = geo_key(category)
-    live_info = info_key(category)
-    pipe.unlink(live_geo, live_info)
-    if has_members:
-        pipe.rename(live_geo + TMP_SUFFIX, live_geo)
-        pipe.persist(live_geo)
-        pipe.rename(live_info + TMP_SUFFIX, live_info)
-        pipe.persist(live_info)
+def _temporary_keys(items) -> Iterator[str]:
+    for category, (reachable, beyond) in items:
+        geo_tmp, info_tmp, beyond_tmp = (k + TMP_SUFFIX for k in _keys(category))
+        if reachable:
+            yield geo_tmp
+            yield info_tmp
+        if beyond:
+            yield beyond_tmp
+
+
+@dataclass(frozen=True, slots=True)
+class ProfileChange:
+    """What one changed profile means for the indexes.
+
+    ``member`` is the profile now (None once it is deleted), ``joined`` the
+    categories that must hold it, ``left`` those that must not.
+    """
+
+    id: int
+    member: Member | None
+    joined: frozenset[str]
+    left: frozenset[str]
+
+
+@dataclass
+class ChangeCounts:
+    """Members added to, moved or updated in, and removed from the indexes."""
+
+    added: int = 0
+    moved: int = 0
+    updated: int = 0
+    removed: int = 0
+    beyond: int = 0
+    touched: set[str] = field(default_factory=set)
+
+
+def apply_changes(
+    client: redis.Redis, changes: Iterable[ProfileChange]
+) -> ChangeCounts:
+    """Bring each changed profile's memberships up to date, in one pipeline.
+
+    Idempotent: applying a change twice, or a change the index already holds,
+    leaves the same index. Categories left with no member leave the
+    categories set; categories that gain one join it.
+    """
+    counts = ChangeCounts()
+    pipe = client.pipeline(transaction=False)
+    tags = []
+
+    for change in changes:
+        member = change.member
+        for category in change.joined:
+            geo_k, info_k, beyond_k = _keys(category)
+            if member.reachable:
+                # Fields first, position second: a reader that finds the
+                # member always finds its fields.
+                pipe.hset(info_k, member.id, member.info())
+                pipe.execute_command(
+                    "GEOADD",
+                    geo_k,
+                    "CH",
+                    redis_longitude(member.lon),
+                    member.lat,
+                    member.id,
+                )
+                pipe.srem(beyond_k, member.id)
+                tags.extend(("new-field", "changed", None))
+            else:
+                pipe.zrem(geo_k, member.id)
+                pipe.hdel(info_k, member.id)
+                pipe.sadd(beyond_k, member.id)
+                tags.extend(("removed", None, "beyond"))
+        for category in change.left:
+            geo_k, info_k, beyond_k = _keys(category)
+            pipe.zrem(geo_k, change.id)
+            pipe.hdel(info_k, change.id)
+            pipe.srem(beyond_k, change.id)
+            tags.extend(("removed", None, None))
+        counts.touched.update(change.joined, change.left)
+
+    new_fields = 0
+    for tag, result in zip(tags, pipe.execute(), strict=True):
+        if tag == "new-field":
+            new_fields += result
+        elif tag == "changed":
+            counts.moved += result
+        elif tag == "removed":
+            counts.removed += result
+        elif tag == "beyond":
+            counts.beyond += result
+    counts.added = new_fields
+    counts.moved -= new_fields
+    _update_registry(client, sorted(counts.touched))
+    return counts
+
+
+def _update_registry(client: redis.Redis, categories: list[str]) -> None:
+    for start in range(0, len(categories), SWAP_BATCH):
+        chunk = categories[start : start + SWAP_BATCH]
+        sizes = member_counts(client, chunk)
+        pipe = client.pipeline(transaction=False)
+        for category, (reachable, beyond) in zip(chunk, sizes, strict=True):
+            if reachable or beyond:
+                pipe.sadd(CATEGORIES_KEY, category)
+            else:
+                pipe.srem(CATEGORIES_KEY, category)
+                pipe.unlink(*_keys(category))
+        pipe.execute()
 
 
 def write_meta(client: redis.Redis, fields: dict[str, float | int | str]) -> None:
     """Record the last successful refresh, stamped with the time now."""
-    client.delete(META_KEY + TMP_SUFFIX)
     pipe = client.pipeline(transaction=True)
-    pipe.hset(META_KEY + TMP_SUFFIX, mapping=fields | {"refreshed_at": time.time()})
-    pipe.rename(META_KEY + TMP_SUFFIX, META_KEY)
+    pipe.delete(META_KEY)
+    pipe.hset(
+        META_KEY, mapping=fields | {"refreshed_at": time.time(), "layout": LAYOUT}
+    )
+    pipe.delete(STATUS_KEY)
     pipe.execute()
+
+
+def mark_rebuild_started(client: redis.Redis) -> None:
+    """Record that a full rebuild began: if it dies, the next refresh redoes it."""
+    client.hset(STATUS_KEY, "rebuild_started_at", time.time())
+
+
+def write_failure(client: redis.Redis, error: str) -> None:
+    """Record that a refresh failed, and why; the last good index stays."""
+    client.hset(STATUS_KEY, mapping={"failed_at": time.time(), "error": error})

@@ -6,9 +6,12 @@ converted to the model sphere of :mod:`nearby.geo`, so that this backend and
 Redis measure alike.
 """
 
-import csv
 import io
 import logging
+import re
+import struct
+import threading
+import time
 from collections.abc import Iterable
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,6 +24,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import InterfaceError
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import ProgrammingError
+from sqlalchemy.schema import CreateIndex
 
 from nearby import geo
 from nearby import models
@@ -31,8 +35,12 @@ from nearby.geo import Hit
 
 log = logging.getLogger(__name__)
 
-# undefined_table, undefined_function, undefined_object
-MISSING_OBJECT_CODES = {"42P01", "42883", "42704"}
+# undefined_table, undefined_column, undefined_function, undefined_object
+MISSING_OBJECT_CODES = {"42P01", "42703", "42883", "42704"}
+
+PING_SQL = text(
+    "SELECT id, name, city, location, categories, updated_at FROM profiles LIMIT 0"
+)
 
 TOUCH_FUNCTION_SQL = text(
     """
@@ -54,9 +62,197 @@ TOUCH_TRIGGER_SQL = text(
     """
 )
 
+CHANGE_LOG_SQL = [
+    text(
+        """
+        CREATE TABLE IF NOT EXISTS profile_changes (
+            seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            profile_id bigint,
+            old_categories text[],
+            changed_at timestamptz NOT NULL DEFAULT now()
+        )
+        """
+    ),
+    text(
+        "CREATE INDEX IF NOT EXISTS profile_changes_rebuild "
+        "ON profile_changes (seq) WHERE profile_id IS NULL"
+    ),
+    text(
+        """
+        CREATE TABLE IF NOT EXISTS profile_change_log (
+            log_id uuid NOT NULL,
+            created_at timestamptz NOT NULL DEFAULT now()
+        )
+        """
+    ),
+    text(
+        "INSERT INTO profile_change_log (log_id) SELECT gen_random_uuid() "
+        "WHERE NOT EXISTS (SELECT 1 FROM profile_change_log)"
+    ),
+    text(
+        """
+        CREATE OR REPLACE FUNCTION nearby_log_inserted() RETURNS trigger
+        LANGUAGE plpgsql AS $$
+        BEGIN
+            INSERT INTO profile_changes (profile_id) SELECT id FROM new_rows;
+            RETURN NULL;
+        END
+        $$
+        """
+    ),
+    text(
+        """
+        CREATE OR REPLACE FUNCTION nearby_log_updated() RETURNS trigger
+        LANGUAGE plpgsql AS $$
+        BEGIN
+            INSERT INTO profile_changes (profile_id, old_categories)
+            SELECT id, categories FROM old_rows
+            UNION ALL
+            SELECT id, NULL FROM new_rows
+            WHERE id NOT IN (SELECT id FROM old_rows);
+            RETURN NULL;
+        END
+        $$
+        """
+    ),
+    text(
+        """
+        CREATE OR REPLACE FUNCTION nearby_log_deleted() RETURNS trigger
+        LANGUAGE plpgsql AS $$
+        BEGIN
+            INSERT INTO profile_changes (profile_id, old_categories)
+            SELECT id, categories FROM old_rows;
+            RETURN NULL;
+        END
+        $$
+        """
+    ),
+    text(
+        """
+        CREATE OR REPLACE FUNCTION nearby_log_truncated() RETURNS trigger
+        LANGUAGE plpgsql AS $$
+        BEGIN
+            INSERT INTO profile_changes (profile_id) VALUES (NULL);
+            RETURN NULL;
+        END
+        $$
+        """
+    ),
+    text(
+        """
+        CREATE OR REPLACE FUNCTION nearby_change_log_lost() RETURNS trigger
+        LANGUAGE plpgsql AS $$
+        BEGIN
+            UPDATE profile_change_log SET log_id = gen_random_uuid();
+            RETURN NULL;
+        END
+        $$
+        """
+    ),
+    text(
+        "CREATE OR REPLACE TRIGGER profiles_log_inserted AFTER INSERT ON profiles "
+        "REFERENCING NEW TABLE AS new_rows "
+        "FOR EACH STATEMENT EXECUTE FUNCTION nearby_log_inserted()"
+    ),
+    text(
+        "CREATE OR REPLACE TRIGGER profiles_log_updated AFTER UPDATE ON profiles "
+        "REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows "
+        "FOR EACH STATEMENT EXECUTE FUNCTION nearby_log_updated()"
+    ),
+    text(
+        "CREATE OR REPLACE TRIGGER profiles_log_deleted AFTER DELETE ON profiles "
+        "REFERENCING OLD TABLE AS old_rows "
+        "FOR EACH STATEMENT EXECUTE FUNCTION nearby_log_deleted()"
+    ),
+    text(
+        "CREATE OR REPLACE TRIGGER profiles_log_truncated AFTER TRUNCATE ON profiles "
+        "FOR EACH STATEMENT EXECUTE FUNCTION nearby_log_truncated()"
+    ),
+    text(
+        "CREATE OR REPLACE TRIGGER profile_changes_lost "
+        "AFTER TRUNCATE ON profile_changes "
+        "FOR EACH STATEMENT EXECUTE FUNCTION nearby_change_log_lost()"
+    ),
+]
+"""The change log: triggers record every write to profiles, whoever makes it.
+
+Statement-level triggers with transition tables add one INSERT per statement,
+not one per row. A row names a profile and the categories it had before the
+change (none for an insert); a row without a profile asks for a full rebuild
+(a TRUNCATE). ``profile_change_log`` holds one id, renewed if the log itself
+is truncated, so that a refresh can tell a log it can trust.
+"""
+
+MARK_UNTRACKED_LOAD_SQL = (
+    "INSERT INTO profile_changes (profile_id) SELECT NULL "
+    "WHERE current_setting('session_replication_role') = 'replica'"
+)
+"""A bulk load with triggers off leaves a full-rebuild marker in its batch."""
+
+CHANGE_LOG_ID_SQL = text("SELECT log_id::text FROM profile_change_log LIMIT 1")
+REBUILD_MARKER_SQL = text(
+    "SELECT EXISTS (SELECT 1 FROM profile_changes WHERE profile_id IS NULL)"
+)
+STREAM_CHANGES_SQL = text(
+    "SELECT seq, profile_id, coalesce(old_categories, '{}') AS old_categories "
+    "FROM profile_changes WHERE profile_id IS NOT NULL ORDER BY seq"
+)
+PROFILES_BY_ID_SQL = text(
+    """
+    SELECT id, name, city,
+           ST_X(location::geometry) AS lon,
+           ST_Y(location::geometry) AS lat,
+           categories
+    FROM profiles
+    WHERE id = ANY(CAST(:ids AS bigint[]))
+    """
+)
+FORGET_CHANGES_THROUGH_SQL = text("DELETE FROM profile_changes WHERE seq <= :seq")
+FORGET_CHANGES_SQL = text("DELETE FROM profile_changes")
+
 COPY_SQL = (
     "COPY profiles (name, city, country, occupation, email, location, categories) "
-    "FROM STDIN WITH (FORMAT csv)"
+    "FROM STDIN"
+)
+"""COPY in the text format: tab-separated, ``\\N`` for NULL, backslash escapes."""
+
+COPY_NULL = "\\N"
+COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+COPY_SPECIAL = re.compile(r"[\\\n\r]")
+"""What a text field must not hold unescaped, besides the tab."""
+COPY_FIELDS = 7
+
+COPY_CHUNK_BYTES = 1 << 20
+"""Bytes handed to the driver per write of a COPY."""
+
+EWKB_POINT = struct.Struct("<BIIdd")
+"""Little-endian EWKB of a point with an SRID: order, type, SRID, x, y."""
+EWKB_LITTLE_ENDIAN = 1
+EWKB_POINT_WITH_SRID = 0x20000001
+WGS84_SRID = 4326
+
+SECONDARY_INDEXES = tuple(sorted(models.profiles.indexes, key=lambda index: index.name))
+"""The GiST index on location and the GIN index on categories."""
+
+BULK_MAINTENANCE_WORK_MEM_SQL = text("SET LOCAL maintenance_work_mem = '256MB'")
+"""Memory of each session that builds a secondary index, on the server."""
+
+LOAD_LOCK_KEY = 0x6E656172
+"""Key of the advisory lock that one load at a time holds (``'near'``)."""
+
+TRY_LOAD_LOCK_SQL = text("SELECT pg_try_advisory_lock(:key)")
+UNLOCK_LOAD_SQL = text("SELECT pg_advisory_unlock(:key)")
+
+SKIP_ROW_TRIGGERS_SQL = text("SET session_replication_role = replica")
+RESTORE_ROW_TRIGGERS_SQL = text("RESET session_replication_role")
+
+COUNTRY_COUNTS_SQL = text(
+    """
+    SELECT country, count(*) AS profiles
+    FROM profiles
+    GROUP BY country
+    ORDER BY country
+    """
 )
 
 CENTER_SQL = "ST_SetSRID(ST_MakePoint(:lon, :lat), 4326)::geography"
@@ -113,7 +309,7 @@ class StreamedProfile:
 
 
 def ensure_schema(engine: Engine) -> None:
-    """Create PostGIS, the profiles table, its indexes and trigger when missing.
+    """Create PostGIS, the profiles table, its indexes, triggers and change log.
 
     Raises:
         BackendUnavailable: PostgreSQL is unreachable.
@@ -136,12 +332,116 @@ def ensure_schema(engine: Engine) -> None:
         models.metadata.create_all(conn)
         conn.execute(TOUCH_FUNCTION_SQL)
         conn.execute(TOUCH_TRIGGER_SQL)
+        for statement in CHANGE_LOG_SQL:
+            conn.execute(statement)
 
 
 def drop_schema(engine: Engine) -> None:
-    """Drop the profiles table (and so every row it holds)."""
+    """Drop the profiles table (and so every row it holds) and its change log."""
     with engine.begin() as conn:
         models.metadata.drop_all(conn)
+        conn.execute(text("DROP TABLE IF EXISTS profile_changes, profile_change_log"))
+
+
+def drop_secondary_indexes(conn: Connection) -> None:
+    """Drop the GiST and GIN indexes, inside the caller's transaction.
+
+    For a bulk load into an empty table: building them once afterwards
+    (:func:`create_secondary_indexes`) costs a fraction of maintaining them
+    row by row. The primary key stays.
+    """
+    for index in SECONDARY_INDEXES:
+        conn.execute(text(f'DROP INDEX IF EXISTS "{index.name}"'))
+
+
+def missing_secondary_indexes(conn: Connection) -> list[str]:
+    """Return the names of the secondary indexes the profiles table lacks."""
+    present = set(
+        conn.execute(
+            text(
+                "SELECT indexname FROM pg_indexes "
+                "WHERE schemaname = current_schema() AND tablename = 'profiles'"
+            )
+        ).scalars()
+    )
+    return [index.name for index in SECONDARY_INDEXES if index.name not in present]
+
+
+def create_secondary_indexes(engine: Engine) -> float:
+    """Build the secondary indexes that are missing, each on its own connection.
+
+    The builds run at once (``CREATE INDEX`` takes a SHARE lock, which does
+    not conflict with itself), each with the ``maintenance_work_mem`` of
+    :data:`BULK_MAINTENANCE_WORK_MEM_SQL`; writers wait until they end. Returns
+    the wall time in seconds (0 when nothing was missing).
+
+    Raises:
+        sqlalchemy.exc.DBAPIError: a build failed (the first failure is
+            raised once every build has ended).
+    """
+    with engine.connect() as conn:
+        missing = set(missing_secondary_indexes(conn))
+    if not missing:
+        return 0.0
+    started = time.perf_counter()
+    failures: list[BaseException] = []
+
+    def build(index) -> None:
+        try:
+            with engine.begin() as conn:
+                conn.execute(BULK_MAINTENANCE_WORK_MEM_SQL)
+                conn.execute(CreateIndex(index, if_not_exists=True))
+        except BaseException as exc:  # reported by the caller's thread
+            failures.append(exc)
+
+    threads = [
+        threading.Thread(target=build, args=(index,), name=f"build {index.name}")
+        for index in SECONDARY_INDEXES
+        if index.name in missing
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if failures:
+        raise failures[0]
+    return time.perf_counter() - started
+
+
+def try_lock_loads(conn: Connection) -> bool:
+    """Take the session's advisory lock of loads; tell whether it was free.
+
+    The lock lasts as long as the connection, whatever its transactions do.
+    """
+    return bool(conn.execute(TRY_LOAD_LOCK_SQL, {"key": LOAD_LOCK_KEY}).scalar_one())
+
+
+def unlock_loads(conn: Connection) -> None:
+    """Release the advisory lock of :func:`try_lock_loads`."""
+    conn.execute(UNLOCK_LOAD_SQL, {"key": LOAD_LOCK_KEY})
+
+
+def skip_row_triggers(conn: Connection) -> bool:
+    """Stop row triggers from firing in this session; tell whether it could.
+
+    Only the session changes (``session_replication_role = replica``), so
+    other writers keep their triggers. It takes a superuser, or the SET
+    privilege on that parameter; anyone else keeps the triggers and is told
+    ``False``. Ends the connection's transaction either way.
+    """
+    try:
+        conn.execute(SKIP_ROW_TRIGGERS_SQL)
+        conn.commit()
+    except DBAPIError as exc:
+        conn.rollback()
+        log.debug("postgis: row triggers stay on: %s", _first_line(exc))
+        return False
+    return True
+
+
+def restore_row_triggers(conn: Connection) -> None:
+    """Make row triggers fire again in this session (undo :func:`skip_row_triggers`)."""
+    conn.execute(RESTORE_ROW_TRIGGERS_SQL)
 
 
 def count_profiles(conn: Connection) -> int:
@@ -162,27 +462,60 @@ def copy_profiles(dbapi_connection, rows: Iterable[tuple]) -> int:
     of rows copied. The caller owns the batch size: everything in ``rows`` is
     buffered once as CSV text before it is sent.
     """
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    count = 0
-    for name, city, country, occupation, email, lon, lat, categories in rows:
-        writer.writerow(
-            (
-                name,
-                city,
-                country,
-                occupation,
-                email,
-                f"SRID=4326;POINT({lon!r} {lat!r})",
-                "{" + ",".join(categories) + "}",
-            )
-        )
-        count += 1
-
-    buffer.seek(0)
-    with dbapi_connection.cursor() as cursor:
-        cursor.copy_expert(COPY_SQL, buffer)
+    data, count = encode_copy_rows(rows)
+    copy_encoded(dbapi_connection, data)
     return count
+
+
+def encode_copy_rows(rows: Iterable[tuple]) -> tuple[bytes, int]:
+    """Return the text that :data:`COPY_SQL` reads for ``rows``, and their number.
+
+    Rows are as :func:`copy_profiles` takes them; categories must be slugs,
+    which need no quoting inside an array. The location is
+    hexadecimal EWKB, which PostGIS parses faster than WKT and which carries
+    every bit of both coordinates. A row of plain text fields is one
+    f-string; one with a NULL, a backslash, a tab or a line break in a field
+    is escaped field by field.
+    """
+    pack = EWKB_POINT.pack
+    lines = []
+    for name, city, country, occupation, email, lon, lat, categories in rows:
+        point = pack(EWKB_LITTLE_ENDIAN, EWKB_POINT_WITH_SRID, WGS84_SRID, lon, lat)
+        line = (
+            f"{name}\t{city}\t{country}\t{occupation}\t{email}\t{point.hex()}\t"
+            f"{{{','.join(categories)}}}"
+        )
+        if (
+            name is None
+            or city is None
+            or country is None
+            or occupation is None
+            or email is None
+            or line.count("\t") != COPY_FIELDS - 1
+            or COPY_SPECIAL.search(line)
+        ):
+            line = (
+                "\t".join(
+                    COPY_NULL if field is None else field.translate(COPY_ESCAPES)
+                    for field in (name, city, country, occupation, email)
+                )
+                + f"\t{point.hex()}\t{{{','.join(categories)}}}"
+            )
+        lines.append(line)
+    lines.append("")
+    return "\n".join(lines).encode(), len(lines) - 1
+
+
+def copy_encoded(dbapi_connection, data: bytes) -> None:
+    """Insert the rows of ``data``, made by :func:`encode_copy_rows`, with one COPY.
+
+    Runs inside the caller's transaction. When the session skips triggers (a
+    bulk load), the same transaction leaves a full-rebuild marker in the
+    change log, so the rows reach Redis all the same.
+    """
+    with dbapi_connection.cursor() as cursor:
+        cursor.execute(MARK_UNTRACKED_LOAD_SQL)
+        cursor.copy_expert(COPY_SQL, io.BytesIO(data), size=COPY_CHUNK_BYTES)
 
 
 def search(
@@ -234,8 +567,10 @@ def connect(engine: Engine) -> Iterator[Connection]:
     """Open a connection, turning driver failures into nearby's 503 errors.
 
     Raises:
-        BackendUnavailable: PostgreSQL is unreachable, or a statement timed out.
-        SchemaMissing: the profiles table (or PostGIS) does not exist.
+        BackendUnavailable: PostgreSQL is unreachable, too slow, or refused the
+            statement (a missing privilege, say).
+        SchemaMissing: the profiles table, one of its columns, or PostGIS does
+            not exist.
     """
     try:
         with engine.connect() as conn:
@@ -245,9 +580,13 @@ def connect(engine: Engine) -> Iterator[Connection]:
     except ProgrammingError as exc:
         if getattr(exc.orig, "pgcode", None) in MISSING_OBJECT_CODES:
             raise SchemaMissing(
-                f"the profiles table is missing: {_first_line(exc)}"
+                f"the profiles table does not match: {_first_line(exc)}"
             ) from exc
-        raise
+        log.error("postgis: statement refused: %s", _first_line(exc))
+        raise BackendUnavailable("postgis", f"refused: {_first_line(exc)}") from exc
+    except DBAPIError as exc:
+        log.error("postgis: statement failed: %s", _first_line(exc))
+        raise BackendUnavailable("postgis", f"failed: {_first_line(exc)}") from exc
 
 
 def category_exists(conn: Connection, category: str) -> bool:
@@ -260,11 +599,20 @@ def category_counts(conn: Connection) -> Iterator[tuple[str, int]]:
 
     Streams from a server-side cursor; it reads the whole table.
     """
-    result = conn.execution_options(stream_results=True, yield_per=1000).execute(
-        CATEGORY_COUNTS_SQL
+    result = conn.execute(
+        CATEGORY_COUNTS_SQL,
+        execution_options={"stream_results": True, "yield_per": 1000},
     )
     for row in result:
         yield row.category, row.members
+
+
+def country_counts(conn: Connection) -> list[tuple[str | None, int]]:
+    """Return ``(country, profiles)`` for every country code, NULL included.
+
+    One pass over the table.
+    """
+    return [(row.country, row.profiles) for row in conn.execute(COUNTRY_COUNTS_SQL)]
 
 
 def stream_profiles(
@@ -275,8 +623,9 @@ def stream_profiles(
     A server-side cursor feeds the batches, so memory stays bounded by one
     batch whatever the size of the table.
     """
-    result = conn.execution_options(stream_results=True, yield_per=batch_size).execute(
-        STREAM_SQL
+    result = conn.execute(
+        STREAM_SQL,
+        execution_options={"stream_results": True, "yield_per": batch_size},
     )
     for partition in result.partitions(batch_size):
         yield [
@@ -292,14 +641,200 @@ def stream_profiles(
         ]
 
 
-def ping(engine: Engine) -> None:
-    """Run ``SELECT 1``.
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One row of the change log: a profile, and its categories before."""
 
-    Raises:
-        BackendUnavailable: PostgreSQL did not answer.
+    seq: int
+    profile_id: int
+    old_categories: list[str]
+
+
+@contextmanager
+def snapshot(engine: Engine) -> Iterator[Connection]:
+    """Open one REPEATABLE READ transaction, committed when the block ends.
+
+    Every read inside sees the same snapshot of the database, and a DELETE
+    removes only rows that snapshot sees. Errors as :func:`connect`.
     """
     with connect(engine) as conn:
-        conn.execute(text("SELECT 1"))
+        conn.execution_options(isolation_level="REPEATABLE READ")
+        with conn.begin():
+            yield conn
+
+
+def change_log_id(conn: Connection) -> str:
+    """Return the id of the change log ("" when it has none)."""
+    return conn.execute(CHANGE_LOG_ID_SQL).scalar() or ""
+
+
+def has_rebuild_marker(conn: Connection) -> bool:
+    """Tell whether the change log asks for a full rebuild."""
+    return conn.execute(REBUILD_MARKER_SQL).scalar_one()
+
+
+def stream_changes(conn: Connection, batch_size: int) -> Iterator[list[Change]]:
+    """Yield the change log's profile rows in order, ``batch_size`` at a time."""
+    result = conn.execute(
+        STREAM_CHANGES_SQL,
+        execution_options={"stream_results": True, "yield_per": batch_size},
+    )
+    for partition in result.partitions(batch_size):
+        yield [Change(row.seq, row.profile_id, row.old_categories) for row in partition]
+
+
+def profiles_by_id(conn: Connection, ids: list[int]) -> list[StreamedProfile]:
+    """Return the profiles among ``ids`` that exist, in no set order."""
+    rows = conn.execute(PROFILES_BY_ID_SQL, {"ids": ids})
+    return [
+        StreamedProfile(row.id, row.name, row.city, row.lon, row.lat, row.categories)
+        for row in rows
+    ]
+
+
+def forget_changes(conn: Connection, *, through_seq: int | None = None) -> int:
+    """Delete the change rows this transaction sees (up to ``through_seq``).
+
+    Rows committed after the transaction's snapshot stay for the next refresh.
+    Returns the number deleted.
+    """
+    if through_seq is None:
+        return conn.execute(FORGET_CHANGES_SQL).rowcount
+    return conn.execute(FORGET_CHANGES_THROUGH_SQL, {"seq": through_seq}).rowcount
+
+
+VERIFY_COUNTS_SQL = text(
+    """
+    SELECT category, count(*) AS total,
+           count(*) FILTER (
+               WHERE abs(ST_Y(location::geometry)) <= :max_lat
+           ) AS reachable
+    FROM profiles, LATERAL (SELECT DISTINCT unnest(categories)) AS c (category)
+    WHERE category IS NOT NULL
+    GROUP BY category
+    ORDER BY category
+    """
+)
+PENDING_CHANGES_SQL = text("SELECT count(*) FROM profile_changes")
+VERIFY_TABLE_SQL = text(
+    "CREATE TEMPORARY TABLE verify_members "
+    "(id bigint PRIMARY KEY, lon float8, lat float8) ON COMMIT DROP"
+)
+VERIFY_INSERT_SQL = text(
+    "INSERT INTO verify_members (id, lon, lat) VALUES (:id, :lon, :lat)"
+)
+VERIFY_CLEAR_SQL = text("TRUNCATE verify_members")
+VERIFY_DRIFT_SQL = {
+    "missing": """
+        SELECT p.id FROM profiles p
+        WHERE p.categories @> ARRAY[CAST(:category AS text)]
+          AND abs(ST_Y(p.location::geometry)) <= :max_lat
+          AND NOT EXISTS (SELECT 1 FROM verify_members m WHERE m.id = p.id)
+    """,
+    "extra": """
+        SELECT m.id FROM verify_members m
+        WHERE NOT EXISTS (
+            SELECT 1 FROM profiles p
+            WHERE p.id = m.id AND p.categories @> ARRAY[CAST(:category AS text)]
+        )
+    """,
+    "moved": """
+        SELECT m.id FROM verify_members m JOIN profiles p USING (id)
+        WHERE ST_Distance(
+            p.location, ST_SetSRID(ST_MakePoint(m.lon, m.lat), 4326)::geography, false
+        ) > :tolerance_pg
+    """,
+}
+"""Members one store has and the other lacks or holds elsewhere, by kind."""
+VERIFY_SUMMARY_SQL = {
+    kind: text(
+        "SELECT count(*) AS n, "
+        "(array_agg(id ORDER BY id))[1:CAST(:examples AS int)] AS ids "
+        f"FROM ({query}) AS drift"
+    )
+    for kind, query in VERIFY_DRIFT_SQL.items()
+}
+
+
+def category_member_counts(
+    conn: Connection, max_lat: float
+) -> Iterator[tuple[str, int, int]]:
+    """Yield ``(category, profiles, profiles within max_lat)`` in name order.
+
+    Streams from a server-side cursor; it reads the whole table.
+    """
+    result = conn.execute(
+        VERIFY_COUNTS_SQL,
+        {"max_lat": max_lat},
+        execution_options={"stream_results": True, "yield_per": 1000},
+    )
+    for row in result:
+        yield row.category, row.total, row.reachable
+
+
+def pending_changes(conn: Connection) -> int:
+    """Return the number of change rows no refresh has applied yet."""
+    return conn.execute(PENDING_CHANGES_SQL).scalar_one()
+
+
+def compare_members(
+    conn: Connection,
+    category: str,
+    batches: Iterable[list[tuple[int, float, float]]],
+    *,
+    max_lat: float,
+    tolerance_m: float,
+    examples: int = 5,
+) -> dict[str, tuple[int, list[int]]]:
+    """Compare another store's ``(id, lon, lat)`` members of ``category`` here.
+
+    The members go through a temporary table, batch by batch, so memory holds
+    one batch. Returns, for each kind of drift, how many members have it and
+    up to ``examples`` of their ids: ``missing`` (here within ``max_lat``, not
+    there), ``extra`` (there, not here) and ``moved`` (more than
+    ``tolerance_m`` apart). Call inside a transaction; the table goes with it.
+    """
+    if _has_verify_table(conn):
+        conn.execute(VERIFY_CLEAR_SQL)
+    else:
+        conn.execute(VERIFY_TABLE_SQL)
+
+    for batch in batches:
+        if batch:
+            conn.execute(
+                VERIFY_INSERT_SQL,
+                [{"id": pid, "lon": lon, "lat": lat} for pid, lon, lat in batch],
+            )
+
+    params = {
+        "category": category,
+        "max_lat": max_lat,
+        "tolerance_pg": tolerance_m * geo.MODEL_TO_POSTGIS,
+        "examples": examples,
+    }
+    drift = {}
+    for kind, statement in VERIFY_SUMMARY_SQL.items():
+        row = conn.execute(statement, params).one()
+        drift[kind] = (row.n, row.ids or [])
+    return drift
+
+
+def _has_verify_table(conn: Connection) -> bool:
+    return (
+        conn.execute(text("SELECT to_regclass('pg_temp.verify_members')")).scalar()
+        is not None
+    )
+
+
+def ping(engine: Engine) -> None:
+    """Check that PostgreSQL answers and lets nearby read the profiles table.
+
+    Raises:
+        BackendUnavailable: PostgreSQL did not answer, or refused the read.
+        SchemaMissing: the profiles table or one of its columns is missing.
+    """
+    with connect(engine) as conn:
+        conn.execute(PING_SQL)
 
 
 def _first_line(exc: BaseException) -> str:

@@ -1,6 +1,6 @@
 """Celery glue: the refresh task and the beat schedule that runs it.
 
-The task only opens connections and calls :func:`nearby.refresh.full_refresh`;
+The task only opens connections and calls :func:`nearby.refresh.refresh`;
 the lock that keeps two refreshes from writing at once lives there, so a manual
 ``python worker.py refresh`` honours it too.
 """
@@ -42,15 +42,16 @@ def create_celery(settings: Settings) -> Celery:
 
     @app.task(name=REFRESH_TASK)
     def refresh_indexes() -> dict:
-        """Rebuild the Redis indexes from PostGIS; return the refresh report."""
+        """Bring the Redis indexes up to date; return the refresh report."""
         if not connections:
             connections["engine"] = make_engine(settings.database_url, pool_size=1)
             connections["redis"] = make_redis(settings.redis_url, timeout_s=30)
 
-        report = refresh.full_refresh(
+        report = refresh.refresh(
             connections["engine"],
             connections["redis"],
             batch_size=settings.refresh_batch_size,
+            lock_ttl_s=settings.refresh_lock_seconds,
         )
         return asdict(report)
 

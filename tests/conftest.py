@@ -84,7 +84,7 @@ def redis_client(settings):
 
 def _truncate(engine) -> None:
     with engine.begin() as conn:
-        conn.execute(text("TRUNCATE profiles RESTART IDENTITY"))
+        conn.execute(text("TRUNCATE profiles, profile_changes RESTART IDENTITY"))
 
 
 @pytest.fixture

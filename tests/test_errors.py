@@ -342,6 +342,8 @@ def freezable_proxy(settings):
                 client_side, _ = listener.accept()
             except TimeoutError:
                 continue
+            except OSError:
+                return
             server_side = socket.create_connection((target.host, target.port))
             sockets.extend([client_side, server_side])
             for source, sink in (

@@ -77,8 +77,12 @@ def test_profiles_beyond_redis_latitudes_are_counted_not_indexed(
     assert report.skipped_latitude == 2
     members = redis_client.zrange(geoindex.geo_key("developers"), 0, -1)
     assert members == [str(ok)]
-    assert redis_client.hget(geoindex.CATEGORIES_KEY, "developers") == "3 1"
-    assert redis_client.hget(geoindex.CATEGORIES_KEY, "nurses") == "1 0"
+    assert redis_client.smembers(geoindex.beyond_key("developers")) == {
+        str(north),
+        str(south),
+    }
+    assert redis_client.smembers(geoindex.beyond_key("nurses")) == {str(south)}
+    assert redis_client.smembers(geoindex.CATEGORIES_KEY) == {"developers", "nurses"}
 
 
 def test_invalid_category_values_are_counted_not_indexed(db, redis_client, refresh):
@@ -93,7 +97,7 @@ def test_invalid_category_values_are_counted_not_indexed(db, redis_client, refre
     report = refresh()
 
     assert report.skipped_category == 2
-    assert redis_client.hkeys(geoindex.CATEGORIES_KEY) == ["developers"]
+    assert redis_client.smembers(geoindex.CATEGORIES_KEY) == {"developers"}
 
 
 def test_vanished_categories_and_profiles_leave_the_index(
