@@ -442,11 +442,10 @@ class ProfileChange:
 
 @dataclass
 class ChangeCounts:
-    """Members added to, moved or updated in, and removed from the indexes."""
+    """Members added to, moved in, and removed from the indexes."""
 
     added: int = 0
     moved: int = 0
-    updated: int = 0
     removed: int = 0
     beyond: int = 0
     touched: set[str] = field(default_factory=set)
@@ -457,57 +456,60 @@ def apply_changes(
 ) -> ChangeCounts:
     """Bring each changed profile's memberships up to date, in one pipeline.
 
-    Idempotent: applying a change twice, or a change the index already holds,
-    leaves the same index. Categories left with no member leave the
-    categories set; categories that gain one join it.
+    Commands are grouped by category: at most five per category touched,
+    whatever the number of profiles. Idempotent: applying a change twice, or a
+    change the index already holds, leaves the same index. Categories left
+    with no member leave the categories set; categories that gain one join it.
     """
-    counts = ChangeCounts()
-    pipe = client.pipeline(transaction=False)
-    tags = []
-
+    joins: dict[str, tuple[list, dict]] = {}
+    beyond: dict[str, list[int]] = {}
+    leaves: dict[str, list[int]] = {}
     for change in changes:
         member = change.member
         for category in change.joined:
-            geo_k, info_k, beyond_k = _keys(category)
             if member.reachable:
-                # Fields first, position second: a reader that finds the
-                # member always finds its fields.
-                pipe.hset(info_k, member.id, member.info())
-                pipe.execute_command(
-                    "GEOADD",
-                    geo_k,
-                    "CH",
-                    redis_longitude(member.lon),
-                    member.lat,
-                    member.id,
-                )
-                pipe.srem(beyond_k, member.id)
-                tags.extend(("new-field", "changed", None))
+                positions, infos = joins.setdefault(category, ([], {}))
+                positions.extend((redis_longitude(member.lon), member.lat, member.id))
+                infos[member.id] = member.info()
             else:
-                pipe.zrem(geo_k, member.id)
-                pipe.hdel(info_k, member.id)
-                pipe.sadd(beyond_k, member.id)
-                tags.extend(("removed", None, "beyond"))
+                beyond.setdefault(category, []).append(member.id)
         for category in change.left:
-            geo_k, info_k, beyond_k = _keys(category)
-            pipe.zrem(geo_k, change.id)
-            pipe.hdel(info_k, change.id)
-            pipe.srem(beyond_k, change.id)
-            tags.extend(("removed", None, None))
-        counts.touched.update(change.joined, change.left)
+            leaves.setdefault(category, []).append(change.id)
 
-    new_fields = 0
+    pipe = client.pipeline(transaction=False)
+    tags = []
+    for category, (positions, infos) in joins.items():
+        geo_k, info_k, beyond_k = _keys(category)
+        # Fields first, position second: a reader that finds the member
+        # always finds its fields.
+        pipe.hset(info_k, mapping=infos)
+        pipe.execute_command("GEOADD", geo_k, "CH", *positions)
+        pipe.srem(beyond_k, *infos)
+        tags.extend(("new-fields", "changed", None))
+    for category, ids in beyond.items():
+        geo_k, info_k, beyond_k = _keys(category)
+        pipe.zrem(geo_k, *ids)
+        pipe.hdel(info_k, *ids)
+        pipe.sadd(beyond_k, *ids)
+        tags.extend(("removed", None, "beyond"))
+    for category, ids in leaves.items():
+        geo_k, info_k, beyond_k = _keys(category)
+        pipe.zrem(geo_k, *ids)
+        pipe.hdel(info_k, *ids)
+        pipe.srem(beyond_k, *ids)
+        tags.extend(("removed", None, None))
+
+    totals = dict.fromkeys(("new-fields", "changed", "removed", "beyond"), 0)
     for tag, result in zip(tags, pipe.execute(), strict=True):
-        if tag == "new-field":
-            new_fields += result
-        elif tag == "changed":
-            counts.moved += result
-        elif tag == "removed":
-            counts.removed += result
-        elif tag == "beyond":
-            counts.beyond += result
-    counts.added = new_fields
-    counts.moved -= new_fields
+        if tag is not None:
+            totals[tag] += result
+    counts = ChangeCounts(
+        added=totals["new-fields"],
+        moved=totals["changed"] - totals["new-fields"],
+        removed=totals["removed"],
+        beyond=totals["beyond"],
+        touched=set(joins) | set(beyond) | set(leaves),
+    )
     _update_registry(client, sorted(counts.touched))
     return counts
 
