@@ -65,6 +65,8 @@ TMP_SUFFIX = ":tmp"
 TMP_PATTERN = f"{PREFIX}:*{TMP_SUFFIX}"
 TMP_TTL_SECONDS = 3600
 SWAP_BATCH = 100
+FLUSH_MEMBERS = 50_000
+"""Members a full build buffers before it writes them out (about 10 MB)."""
 SCAN_BATCH = 500
 
 REDIS_SLACK_M = 1.0
@@ -323,47 +325,72 @@ class Member:
 
     def info(self) -> bytes:
         """The display fields and exact coordinates, as stored in ``info``."""
-        return orjson.dumps([self.name, self.city, self.lon, self.lat])
+        encoded = orjson.dumps([self.name, self.city, self.lon, self.lat])
+        # orjson's result keeps the whole of its output buffer allocated (about
+        # 4 KiB); a copy holds only the few dozen bytes, which matters when a
+        # build buffers tens of thousands of them.
+        return memoryview(encoded).tobytes()
 
 
 class IndexBuild:
     """A full build of every category into temporary keys, then one swap each.
 
-    Feed it with :meth:`add_batch`; each call writes one pipeline. Memory holds
-    one batch and a counter pair per category, never a whole category.
+    Feed it with :meth:`add_batch`. Members wait in per-category buffers until
+    :data:`FLUSH_MEMBERS` of them are buffered in all, then go out in one
+    pipeline of a few commands per category: memory holds at most that many
+    members and a counter pair per category, never a whole category.
     """
 
     def __init__(self, client: redis.Redis):
         self.client = client
         self.counts: dict[str, list[int]] = {}
         """Category -> [members in Redis, members beyond its latitudes]."""
+        self._buffers: dict[str, tuple[list, dict, list]] = {}
+        self._buffered = 0
 
-    def add_batch(self, members: Iterable[tuple[str, Member]]) -> None:
-        """Write ``(category, member)`` pairs to the temporary keys, one pipeline."""
-        by_category: dict[str, tuple[list, dict, list]] = {}
-        for category, member in members:
-            positions, infos, beyond = by_category.setdefault(category, ([], {}, []))
+    def add_batch(self, members: Iterable[tuple[Member, list[str]]]) -> None:
+        """Buffer members with their categories; write out when enough wait."""
+        buffers = self._buffers
+        for member, categories in members:
             if member.reachable:
-                positions.extend((redis_longitude(member.lon), member.lat, member.id))
-                infos[member.id] = member.info()
+                position = (redis_longitude(member.lon), member.lat, member.id)
+                info = member.info()
+                for category in categories:
+                    positions, infos, _ = buffers.get(category) or buffers.setdefault(
+                        category, ([], {}, [])
+                    )
+                    positions.extend(position)
+                    infos[member.id] = info
             else:
-                beyond.append(member.id)
+                for category in categories:
+                    buffers.setdefault(category, ([], {}, []))[2].append(member.id)
+            self._buffered += len(categories)
 
+        if self._buffered >= FLUSH_MEMBERS:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write every buffered member to the temporary keys, one pipeline."""
         pipe = self.client.pipeline(transaction=False)
-        for category, (positions, infos, beyond) in by_category.items():
-            counts = self.counts.setdefault(category, [0, 0])
+        for category, (positions, infos, beyond) in self._buffers.items():
+            counts = self.counts.get(category)
+            first_write = counts is None
+            if first_write:
+                counts = self.counts[category] = [0, 0]
             counts[0] += len(infos)
             counts[1] += len(beyond)
             geo_tmp, info_tmp, beyond_tmp = (k + TMP_SUFFIX for k in _keys(category))
             if infos:
                 pipe.execute_command("GEOADD", geo_tmp, *positions)
                 pipe.hset(info_tmp, mapping=infos)
-                pipe.expire(geo_tmp, TMP_TTL_SECONDS)
-                pipe.expire(info_tmp, TMP_TTL_SECONDS)
             if beyond:
                 pipe.sadd(beyond_tmp, *beyond)
-                pipe.expire(beyond_tmp, TMP_TTL_SECONDS)
+            if first_write:
+                for key in (geo_tmp, info_tmp, beyond_tmp):
+                    pipe.expire(key, TMP_TTL_SECONDS)
         pipe.execute()
+        self._buffers = {}
+        self._buffered = 0
 
     def swap(self, renew: Callable[[], None]) -> int:
         """Put every built category in service and drop the vanished ones.
@@ -379,6 +406,7 @@ class IndexBuild:
             IndexBuildLost: a temporary key expired or vanished; nothing of the
                 live index was changed.
         """
+        self.flush()
         items = list(self.counts.items())
         for start in range(0, len(items), SWAP_BATCH):
             renew()

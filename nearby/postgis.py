@@ -628,17 +628,7 @@ def stream_profiles(
         execution_options={"stream_results": True, "yield_per": batch_size},
     )
     for partition in result.partitions(batch_size):
-        yield [
-            StreamedProfile(
-                id=row.id,
-                name=row.name,
-                city=row.city,
-                lon=row.lon,
-                lat=row.lat,
-                categories=row.categories,
-            )
-            for row in partition
-        ]
+        yield [StreamedProfile(*row) for row in partition]
 
 
 @dataclass(frozen=True, slots=True)

@@ -209,8 +209,8 @@ def _memberships(batch, report: RefreshReport):
         member = _member(profile)
         if not member.reachable:
             report.skipped_latitude += 1
-        for category in _valid_categories(profile.categories, profile.id, report):
-            yield category, member
+        categories = list(_valid_categories(profile.categories, profile.id, report))
+        yield member, categories
 
 
 def _apply_changes(conn, client, lock, batch_size) -> RefreshReport:
