@@ -310,26 +310,21 @@ def delete_temporary_keys(client: redis.Redis) -> int:
 
 @dataclass(frozen=True, slots=True)
 class Member:
-    """A profile as one category's index holds it."""
+    """A profile as one category's index holds it.
+
+    ``info`` is what the ``info`` hash stores: the JSON array
+    ``[name, city, lon, lat]``.
+    """
 
     id: int
-    name: str
-    city: str | None
     lon: float
     lat: float
+    info: str
 
     @property
     def reachable(self) -> bool:
         """Whether Redis can hold and search this profile's position."""
         return geo.within_redis_latitude(self.lat)
-
-    def info(self) -> bytes:
-        """The display fields and exact coordinates, as stored in ``info``."""
-        encoded = orjson.dumps([self.name, self.city, self.lon, self.lat])
-        # orjson's result keeps the whole of its output buffer allocated (about
-        # 4 KiB); a copy holds only the few dozen bytes, which matters when a
-        # build buffers tens of thousands of them.
-        return memoryview(encoded).tobytes()
 
 
 class IndexBuild:
@@ -354,7 +349,7 @@ class IndexBuild:
         for member, categories in members:
             if member.reachable:
                 position = (redis_longitude(member.lon), member.lat, member.id)
-                info = member.info()
+                info = member.info
                 for category in categories:
                     positions, infos, _ = buffers.get(category) or buffers.setdefault(
                         category, ([], {}, [])
@@ -498,7 +493,7 @@ def apply_changes(
             if member.reachable:
                 positions, infos = joins.setdefault(category, ([], {}))
                 positions.extend((redis_longitude(member.lon), member.lat, member.id))
-                infos[member.id] = member.info()
+                infos[member.id] = member.info
             else:
                 beyond.setdefault(category, []).append(member.id)
         for category in change.left:

@@ -199,11 +199,9 @@ STREAM_CHANGES_SQL = text(
 )
 PROFILES_BY_ID_SQL = text(
     """
-    SELECT id, name, city,
-           ST_X(location::geometry) AS lon,
-           ST_Y(location::geometry) AS lat,
-           categories
-    FROM profiles
+    SELECT id, ST_X(point) AS lon, ST_Y(point) AS lat, categories,
+           json_build_array(name, city, ST_X(point), ST_Y(point))::text AS info
+    FROM profiles, LATERAL (SELECT location::geometry AS point) AS p
     WHERE id = ANY(CAST(:ids AS bigint[]))
     """
 )
@@ -278,13 +276,14 @@ CATEGORY_EXISTS_SQL = text(
 
 STREAM_SQL = text(
     """
-    SELECT id, name, city,
-           ST_X(location::geometry) AS lon,
-           ST_Y(location::geometry) AS lat,
-           categories
-    FROM profiles
+    SELECT id, ST_X(point) AS lon, ST_Y(point) AS lat, categories,
+           json_build_array(name, city, ST_X(point), ST_Y(point))::text AS info
+    FROM profiles, LATERAL (SELECT location::geometry AS point) AS p
     """
 )
+"""Every profile as the indexes hold it. The display fields are encoded as
+JSON by the server, on its own core; float8 output is the shortest text that
+reads back as the same double, so coordinates survive exactly."""
 
 CATEGORY_COUNTS_SQL = text(
     """
@@ -298,14 +297,16 @@ CATEGORY_COUNTS_SQL = text(
 
 @dataclass(frozen=True, slots=True)
 class StreamedProfile:
-    """The fields of a profile that the Redis indexes hold."""
+    """The fields of a profile that the Redis indexes hold.
+
+    ``info`` is the JSON array ``[name, city, lon, lat]``.
+    """
 
     id: int
-    name: str
-    city: str | None
     lon: float
     lat: float
     categories: list[str]
+    info: str
 
 
 def ensure_schema(engine: Engine) -> None:
@@ -676,10 +677,7 @@ def stream_changes(conn: Connection, batch_size: int) -> Iterator[list[Change]]:
 def profiles_by_id(conn: Connection, ids: list[int]) -> list[StreamedProfile]:
     """Return the profiles among ``ids`` that exist, in no set order."""
     rows = conn.execute(PROFILES_BY_ID_SQL, {"ids": ids})
-    return [
-        StreamedProfile(row.id, row.name, row.city, row.lon, row.lat, row.categories)
-        for row in rows
-    ]
+    return [StreamedProfile(*row) for row in rows]
 
 
 def forget_changes(conn: Connection, *, through_seq: int | None = None) -> int:

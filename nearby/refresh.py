@@ -256,9 +256,7 @@ def _profile_change(profile_id, old_categories, row, report) -> geoindex.Profile
 
 
 def _member(profile) -> geoindex.Member:
-    return geoindex.Member(
-        profile.id, profile.name, profile.city, profile.lon, profile.lat
-    )
+    return geoindex.Member(profile.id, profile.lon, profile.lat, profile.info)
 
 
 def _valid_categories(categories, profile_id: int, report: RefreshReport):
