@@ -2,8 +2,9 @@
 
     python bench/refresh.py [--counts 100000 1000000] [--changes 10000]
 
-For each count, into a scratch database (``<database>_bench_refresh``) and a
-scratch Redis database (12) of the configured servers: seeds the profiles
+For each count, into a scratch database of its own
+(``<database>_bench_refresh_<count>``, kept for the next run) and a scratch
+Redis database (12) of the configured servers: seeds the profiles
 (``load_data.py --count N --until-total``), runs ``worker.py refresh --full``,
 writes ``--changes`` changed profiles with plain SQL (half moved, a quarter
 re-categorised, an eighth deleted, an eighth inserted), runs
@@ -69,10 +70,10 @@ CHANGES_SQL = [
 ]
 
 
-def _scratch_urls() -> tuple[str, str]:
+def _scratch_urls(count: int) -> tuple[str, str]:
     settings = get_settings()
     url = make_url(settings.database_url)
-    database_url = url.set(database=f"{url.database}_bench_refresh")
+    database_url = url.set(database=f"{url.database}_bench_refresh_{count}")
     redis_url = urlunsplit(urlsplit(settings.redis_url)._replace(path=f"/{REDIS_DB}"))
     return database_url.render_as_string(hide_password=False), redis_url
 
@@ -138,15 +139,15 @@ def main() -> int:
     parser.add_argument("--changes", type=int, default=10_000)
     args = parser.parse_args()
 
-    database_url, redis_url = _scratch_urls()
-    _create_database(database_url)
-    env = os.environ | {
-        "DATABASE_URL": database_url,
-        "REDIS_URL": redis_url,
-        "LOG_LEVEL": "WARNING",
-    }
     rows = []
     for count in args.counts:
+        database_url, redis_url = _scratch_urls(count)
+        _create_database(database_url)
+        env = os.environ | {
+            "DATABASE_URL": database_url,
+            "REDIS_URL": redis_url,
+            "LOG_LEVEL": "WARNING",
+        }
         _run(env, "load_data.py", "--count", str(count), "--until-total")
         full_s, full_mb, full_line = _run(env, "worker.py", "refresh", "--full")
         change_s = _change(database_url, args.changes)

@@ -65,8 +65,6 @@ TMP_SUFFIX = ":tmp"
 TMP_PATTERN = f"{PREFIX}:*{TMP_SUFFIX}"
 TMP_TTL_SECONDS = 3600
 SWAP_BATCH = 100
-FLUSH_MEMBERS = 50_000
-"""Members a full build buffers before it writes them out (about 10 MB)."""
 SCAN_BATCH = 500
 
 REDIS_SLACK_M = 1.0
@@ -331,13 +329,15 @@ class IndexBuild:
     """A full build of every category into temporary keys, then one swap each.
 
     Feed it with :meth:`add_batch`. Members wait in per-category buffers until
-    :data:`FLUSH_MEMBERS` of them are buffered in all, then go out in one
-    pipeline of a few commands per category: memory holds at most that many
-    members and a counter pair per category, never a whole category.
+    ``flush_members`` of them are buffered in all, then go out in one pipeline
+    of a few commands per category: memory holds at most that many members
+    (about 200 bytes each) and a counter pair per category, never a whole
+    category.
     """
 
-    def __init__(self, client: redis.Redis):
+    def __init__(self, client: redis.Redis, flush_members: int = 50_000):
         self.client = client
+        self.flush_members = flush_members
         self.counts: dict[str, list[int]] = {}
         """Category -> [members in Redis, members beyond its latitudes]."""
         self._buffers: dict[str, tuple[list, dict, list]] = {}
@@ -361,7 +361,7 @@ class IndexBuild:
                     buffers.setdefault(category, ([], {}, []))[2].append(member.id)
             self._buffered += len(categories)
 
-        if self._buffered >= FLUSH_MEMBERS:
+        if self._buffered >= self.flush_members:
             self.flush()
 
     def flush(self) -> None:

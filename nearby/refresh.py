@@ -48,6 +48,9 @@ from nearby.errors import NearbyError
 
 log = logging.getLogger(__name__)
 
+FLUSH_BATCHES = 10
+"""A full rebuild writes to Redis once this many batches' members wait."""
+
 LOCK_TTL_SECONDS = 60
 """Expiry of the refresh lock; each batch renews it, so only a refresh stalled
 this long loses it, and a killed one blocks the next for at most this long."""
@@ -187,7 +190,7 @@ def _rebuild(conn, client, lock, batch_size, reason) -> RefreshReport:
     report = RefreshReport(kind="full", reason=reason)
     geoindex.mark_rebuild_started(client)
     report.temporary_keys_removed = geoindex.delete_temporary_keys(client)
-    build = geoindex.IndexBuild(client)
+    build = geoindex.IndexBuild(client, flush_members=batch_size * FLUSH_BATCHES)
     log.info("refresh: full rebuild (%s), batches of %d rows", reason, batch_size)
 
     for batch in postgis.stream_profiles(conn, batch_size):

@@ -18,6 +18,7 @@ from nearby.errors import BackendUnavailable
 from nearby.refresh import refresh
 from nearby.verify import verify
 from tests import spherical
+from tests.truth import searchable_members
 
 ROOT = Path(__file__).resolve().parent.parent
 CATEGORIES = ["developers", "python-developer", "nurses", "designers"]
@@ -35,22 +36,9 @@ def _redis_members(client, category: str) -> dict[int, tuple[float, float]]:
     return dict(zip(ids, positions, strict=True))
 
 
-def _postgis_members(engine, category: str) -> dict[int, tuple[float, float]]:
-    with engine.connect() as conn:
-        rows = conn.execute(
-            text(
-                "SELECT id, ST_X(location::geometry), ST_Y(location::geometry) "
-                "FROM profiles WHERE :c = ANY(categories) "
-                "AND abs(ST_Y(location::geometry)) <= 85.05112878"
-            ),
-            {"c": category},
-        )
-        return {row[0]: (row[1], row[2]) for row in rows}
-
-
 def _assert_redis_matches_postgis(engine, client) -> None:
     for category in CATEGORIES:
-        expected = _postgis_members(engine, category)
+        expected = searchable_members(engine, category)
         held = _redis_members(client, category)
         assert set(held) == set(expected), category
         for pid, (lon, lat) in expected.items():

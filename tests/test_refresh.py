@@ -11,6 +11,7 @@ from nearby import geoindex
 from nearby.errors import LockLost
 from nearby.refresh import full_refresh
 from tests import spherical
+from tests.truth import searchable_members
 
 CATEGORIES = ["developers", "python-developer", "designers", "nurses", "go-developer"]
 
@@ -28,19 +29,6 @@ def _random_profiles(count: int, seed: int = 7):
     ]
 
 
-def _postgis_members(engine, category: str) -> dict[int, tuple[float, float]]:
-    with engine.connect() as conn:
-        rows = conn.execute(
-            text(
-                "SELECT id, ST_X(location::geometry), ST_Y(location::geometry) "
-                "FROM profiles WHERE :c = ANY(categories) "
-                "AND abs(ST_Y(location::geometry)) <= 85.05112878"
-            ),
-            {"c": category},
-        )
-        return {row[0]: (row[1], row[2]) for row in rows}
-
-
 def test_refresh_indexes_exactly_the_profiles_of_each_category(
     db, redis_client, place, refresh
 ):
@@ -51,7 +39,7 @@ def test_refresh_indexes_exactly_the_profiles_of_each_category(
     assert report.ran
     assert report.profiles == 1200
     for category in CATEGORIES:
-        expected = _postgis_members(db, category)
+        expected = searchable_members(db, category)
         key = geoindex.geo_key(category)
         members = {int(m) for m in redis_client.zrange(key, 0, -1)}
         assert members == set(expected)
@@ -60,7 +48,7 @@ def test_refresh_indexes_exactly_the_profiles_of_each_category(
             sample, redis_client.geopos(key, *sample), strict=True
         ):
             assert spherical.distance_m(*expected[pid], *position) < 1.0
-    assert report.members == sum(len(_postgis_members(db, c)) for c in CATEGORIES)
+    assert report.members == sum(len(searchable_members(db, c)) for c in CATEGORIES)
 
 
 def test_profiles_beyond_redis_latitudes_are_counted_not_indexed(
@@ -223,7 +211,7 @@ def test_batch_size_does_not_change_the_index(db, redis_client, place, batch_siz
         members = {
             int(m) for m in redis_client.zrange(geoindex.geo_key(category), 0, -1)
         }
-        assert members == set(_postgis_members(db, category))
+        assert members == set(searchable_members(db, category))
 
 
 def test_a_refresh_that_lost_its_lock_stops_without_touching_the_index(
