@@ -23,6 +23,7 @@ the batches it committed and says how many.
 """
 
 import argparse
+import errno
 import os
 import signal
 import sys
@@ -290,6 +291,10 @@ def _stopped(exc: loader.LoadStopped, where: str) -> int:
         return _fail(EXIT_TERMINATED, f"terminated {committed}{again}")
     if isinstance(cause, BrokenProcessPool):
         return _fail(EXIT_FAILED, f"a worker process died {committed}{again}")
+    if isinstance(cause, OSError) and cause.errno == errno.ENOSPC:
+        return _fail(
+            EXIT_FAILED, f"out of local disk space {committed}: {cause}{again}"
+        )
     if _disk_full(cause):
         return _fail(
             EXIT_UNAVAILABLE, f"{where}: out of disk space {committed}: {_why(cause)}"

@@ -7,6 +7,7 @@ form for the sphere), shares from the taxonomy's weights and the gazetteer's
 populations, names from Faker's own tables, not from the loader.
 """
 
+import errno
 import fcntl
 import io
 import json
@@ -1225,6 +1226,22 @@ def test_cli_reports_a_full_disk_during_a_load_with_the_rows_committed(
     err = capsys.readouterr().err
     assert "out of disk space after committing 30,000 rows" in err
     assert "No space left" in err
+
+
+def test_cli_reports_a_full_local_disk_with_the_rows_committed(
+    db, settings, monkeypatch, capsys
+):
+    def fill_the_disk(*args, **kwargs):
+        result = loader.LoadResult(0, 0, 1.0, total=100_000)
+        full = OSError(errno.ENOSPC, "No space left on device")
+        raise loader.LoadStopped(result) from full
+
+    monkeypatch.setattr(loader, "load_fake", fill_the_disk)
+
+    status = _main_on_test_database(monkeypatch, settings, "--count", "100000")
+
+    assert status == load_data.EXIT_FAILED
+    assert "out of local disk space after committing 0 rows" in capsys.readouterr().err
 
 
 def test_cli_reports_a_full_disk_outside_a_load(db, settings, monkeypatch, capsys):
