@@ -96,18 +96,18 @@ a misspelt ``city`` would otherwise vanish without a word. Header names may
 carry surrounding spaces.
 
 A data row is rejected, with its line number and every reason, when it has
-another number of fields than the header, when ``name`` is empty, when
-``lat`` or ``lon`` is not a plain ASCII decimal (optional sign, digits,
-optional fraction and exponent: ``-33.8``, ``+1e-3``, ``.5``; not ``nan``,
-``inf``, ``1_000``, ``" 1"`` or non-ASCII digits), when the latitude lies
-outside [-90, 90] or the longitude outside [-180, 180], when it has no
-category or a category that is not a valid slug
-(:func:`nearby.category.is_category`), or when a field holds a NUL
-character. ``categories`` separates slugs with ``;``; spaces around a slug and
-empty items (``a;;b``, a trailing ``;``) are ignored, and so are repeated
-slugs. ``name`` and ``city`` are stored without surrounding spaces, an empty
-``city`` as NULL. Blank lines are skipped. Country, occupation and e-mail
-stay NULL.
+another number of fields than the header, when ``name`` is empty, when ``lat``
+or ``lon`` is not a plain ASCII decimal (optional sign, digits, optional
+fraction and exponent: ``-33.8``, ``+1e-3``, ``.5``; not ``nan``, ``inf``,
+``1_000``, ``" 1"`` or non-ASCII digits), when the latitude lies outside [-90,
+90] or the longitude outside [-180, 180], when it has no category or a
+category that is not a valid slug (:func:`nearby.category.is_category`), when
+a field holds a NUL character, when the line is not UTF-8, or when it is not
+valid CSV (a field over the csv module's 128 KiB limit, say). ``categories``
+separates slugs with ``;``; spaces around a slug and empty items (``a;;b``, a
+trailing ``;``) are ignored, and so are repeated slugs. ``name`` and ``city``
+are stored without surrounding spaces, an empty ``city`` as NULL. Blank lines
+are skipped. Country, occupation and e-mail stay NULL.
 
 Without ``strict`` the good rows are loaded, each batch in its own
 transaction, and the bad ones reported. With ``strict`` the whole file goes in
@@ -1303,8 +1303,8 @@ def load_csv(
     Raises:
         OSError: the file cannot be opened (missing, a directory, ...).
         BadHeader: the header lacks, repeats or adds a column; nothing loaded.
-        LoaderError: the file is not UTF-8 text or not CSV; without
-            ``strict`` the batches before the failing line stay loaded.
+        LoaderError: the text cannot be read at all; without ``strict`` the
+            batches before the failing line stay loaded.
         ValueError: ``batch_size`` is not a positive integer.
         sqlalchemy.exc.DBAPIError: PostgreSQL failed or is unreachable.
     """
@@ -1312,7 +1312,7 @@ def load_csv(
     started = time.perf_counter()
     problems = _Problems(str(path))
 
-    with open(path, encoding="utf-8-sig", newline="") as file:
+    with open(path, encoding="utf-8-sig", errors="surrogateescape", newline="") as file:
         rows = problems.filter(read_csv(file, name=str(path)))
         progress = _Progress(None)
         try:
@@ -1350,7 +1350,8 @@ def read_csv(file: Iterable[str], *, name: str = "<csv>") -> Iterator[Row | RowP
     Raises:
         BadHeader: the header is missing, lacks or repeats a column, or names
             one unknown; raised before any row is yielded.
-        LoaderError: the text is not valid UTF-8 or not valid CSV.
+        LoaderError: the text cannot be decoded at all (a line that is not
+            UTF-8, or not valid CSV, is a :class:`RowProblem` instead).
     """
     reader = csv.reader(file)
     header = _next_record(reader, name)
@@ -1359,10 +1360,23 @@ def read_csv(file: Iterable[str], *, name: str = "<csv>") -> Iterator[Row | RowP
     columns = _columns(header, name)
 
     last_line = reader.line_num
-    while (fields := _next_record(reader, name)) is not None:
+    while True:
+        try:
+            fields = _next_record(reader, name)
+        except csv.Error as exc:
+            # The reader goes on with the next line: only this record is lost.
+            yield RowProblem(last_line + 1, (f"not valid CSV: {exc}",))
+            last_line = reader.line_num
+            continue
+        if fields is None:
+            return
+
         line = last_line + 1
         last_line = reader.line_num
         if not fields:
+            continue
+        if not _is_utf8(fields):
+            yield RowProblem(line, ("not UTF-8 text",))
             continue
         yield _parse_row(fields, columns, line)
 
@@ -1376,10 +1390,15 @@ def _next_record(reader, name: str) -> list[str] | None:
         raise LoaderError(
             f"{name}: not UTF-8 text after line {reader.line_num}: {exc.reason}"
         ) from exc
-    except csv.Error as exc:
-        raise LoaderError(
-            f"{name}: bad CSV after line {reader.line_num}: {exc}"
-        ) from exc
+
+
+def _is_utf8(fields: list[str]) -> bool:
+    """Tell whether fields read with ``surrogateescape`` were valid UTF-8."""
+    try:
+        "".join(fields).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _expected_header() -> str:

@@ -1037,12 +1037,35 @@ def test_csv_with_a_byte_order_mark_reads_its_header(db, tmp_path):
     assert result.inserted == 1
 
 
-def test_csv_that_is_not_utf8_is_an_error(db, tmp_path):
-    path = tmp_path / "latin1.csv"
-    path.write_bytes("name,lat,lon,categories\nJosé,1,2,chef\n".encode("latin-1"))
+def test_csv_rejects_a_line_that_is_not_utf8_and_loads_the_others(db, tmp_path):
+    path = tmp_path / "mixed.csv"
+    path.write_bytes(
+        b"name,lat,lon,categories\n"
+        + "José,1,2,chef\n".encode("latin-1")
+        + "Zoë,3,4,chef\n".encode()
+    )
 
-    with pytest.raises(loader.LoaderError, match="not UTF-8"):
-        loader.load_csv(db, path)
+    result = loader.load_csv(db, path)
+
+    assert (result.inserted, result.rejected) == (1, 1)
+    assert [str(problem) for problem in result.problems] == ["line 2: not UTF-8 text"]
+    assert [row[1] for row in _rows(db)] == ["Zoë"]
+
+
+def test_csv_rejects_an_oversized_field_and_loads_the_others(db, tmp_path):
+    path = _write(
+        tmp_path,
+        "name,lat,lon,categories\n"
+        "Ada,1,2,chef\n"
+        f"{'x' * 200_000},3,4,chef\n"
+        "Grace,5,6,chef\n",
+    )
+
+    result = loader.load_csv(db, path)
+
+    assert (result.inserted, result.rejected) == (2, 1)
+    assert str(result.problems[0]).startswith("line 3: not valid CSV: field larger")
+    assert [row[1] for row in _rows(db)] == ["Ada", "Grace"]
 
 
 # Command line
