@@ -38,7 +38,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     verify_command = commands.add_parser("verify", help="compare Redis with PostGIS")
     verify_command.add_argument(
-        "--sample", type=int, default=20, help="categories compared member by member"
+        "--sample",
+        type=_count,
+        default=20,
+        help="categories compared member by member (default 20)",
     )
     args = parser.parse_args(argv)
     logs.configure(settings.log_level)
@@ -56,6 +59,13 @@ def main(argv: list[str] | None = None) -> int:
         engine.dispose()
 
 
+def _count(text: str) -> int:
+    value = int(text) if text.isdigit() else -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"a whole number of 0 or more, not {text!r}")
+    return value
+
+
 def _refresh(engine, client, full: bool) -> int:
     report = refresh(
         engine,
@@ -69,7 +79,9 @@ def _refresh(engine, client, full: bool) -> int:
 
 
 def _verify(engine, client, sample: int) -> int:
-    report = verify(engine, client, sample=sample)
+    report = verify(
+        engine, client, sample=sample, lock_ttl_s=settings.refresh_lock_seconds
+    )
     for line in report.drift:
         print(f"drift: {line}")
     if report.drift_count > len(report.drift):

@@ -166,18 +166,28 @@ def _index_status(meta: dict[str, str]) -> dict:
         "built": True,
         "refreshed_at": _iso(refreshed_at),
         "age_seconds": round(time.time() - refreshed_at, 3),
-        "last_refresh": {
-            "kind": meta["kind"],
-            "seconds": float(meta["seconds"]),
-            "changes": int(meta["changes"]),
-            "profiles": int(meta["profiles"]),
-            "added": int(meta["added"]),
-            "moved": int(meta["moved"]),
-            "removed": int(meta["removed"]),
-            "skipped_latitude": int(meta["skipped_latitude"]),
-            "skipped_category": int(meta["skipped_category"]),
-        },
+        "last_refresh": {"kind": meta.get("kind"), "seconds": _number(meta, "seconds")}
+        | {name: _number(meta, name) for name in REFRESH_COUNTS},
     }
+
+
+REFRESH_COUNTS = (
+    "changes",
+    "profiles",
+    "added",
+    "moved",
+    "removed",
+    "skipped_latitude",
+    "skipped_category",
+)
+
+
+def _number(meta: dict[str, str], name: str) -> float | int | None:
+    try:
+        value = float(meta[name])
+    except (KeyError, ValueError):
+        return None
+    return int(value) if value.is_integer() and name != "seconds" else value
 
 
 def _failure(status: dict[str, str]) -> dict | None:

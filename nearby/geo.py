@@ -43,9 +43,12 @@ UNIT_M = {"m": 1.0, "km": 1000.0, "mi": 1609.344, "ft": 0.3048}
 """Metres in one unit: the international mile and foot, exactly."""
 
 
-def within_redis_latitude(lat: float) -> bool:
-    """Tell whether Redis can store or search around latitude ``lat`` degrees."""
-    return -REDIS_MAX_LATITUDE <= lat <= REDIS_MAX_LATITUDE
+def within_redis_latitude(lat: float | None) -> bool:
+    """Tell whether Redis can store or search around latitude ``lat`` degrees.
+
+    An empty point (no latitude at all) is not.
+    """
+    return lat is not None and -REDIS_MAX_LATITUDE <= lat <= REDIS_MAX_LATITUDE
 
 
 def great_circle_m(lon1: float, lat1: float, lon2: float, lat2: float) -> float:

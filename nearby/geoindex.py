@@ -551,9 +551,29 @@ def _update_registry(client: redis.Redis, categories: list[str]) -> None:
         pipe.execute()
 
 
-def write_meta(client: redis.Redis, fields: dict[str, float | int | str]) -> None:
-    """Record the last successful refresh, stamped with the time now."""
+def write_meta(
+    client: redis.Redis,
+    fields: dict[str, float | int | str],
+    *,
+    replaces_existing: bool = False,
+) -> None:
+    """Record the last successful refresh, stamped with the time now.
+
+    With ``replaces_existing`` (an incremental refresh, which built on the
+    index it found) the record is written only if the previous one is still
+    there: a Redis that restarted empty during the refresh must not look like
+    a complete index.
+
+    Raises:
+        IndexBuildLost: the previous record vanished during the refresh.
+    """
     pipe = client.pipeline(transaction=True)
+    if replaces_existing:
+        pipe.watch(META_KEY)
+        if not pipe.exists(META_KEY):
+            pipe.reset()
+            raise IndexBuildLost("the index vanished from Redis during the refresh")
+        pipe.multi()
     pipe.delete(META_KEY)
     pipe.hset(
         META_KEY, mapping=fields | {"refreshed_at": time.time(), "layout": LAYOUT}

@@ -189,6 +189,7 @@ MARK_UNTRACKED_LOAD_SQL = (
 )
 """A bulk load with triggers off leaves a full-rebuild marker in its batch."""
 
+LOCK_PROFILES_SQL = text("LOCK TABLE profiles IN ACCESS SHARE MODE")
 CHANGE_LOG_ID_SQL = text("SELECT log_id::text FROM profile_change_log LIMIT 1")
 REBUILD_MARKER_SQL = text(
     "SELECT EXISTS (SELECT 1 FROM profile_changes WHERE profile_id IS NULL)"
@@ -651,6 +652,10 @@ def snapshot(engine: Engine) -> Iterator[Connection]:
     with connect(engine) as conn:
         conn.execution_options(isolation_level="REPEATABLE READ")
         with conn.begin():
+            # Taken before the snapshot: a table rewrite (ALTER TABLE ... with a
+            # volatile default, say) is not MVCC-safe, and a snapshot older than
+            # its commit would see an empty table.
+            conn.execute(LOCK_PROFILES_SQL)
             yield conn
 
 

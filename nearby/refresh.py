@@ -127,7 +127,10 @@ def refresh(
         try:
             return _refresh(engine, client, lock, batch_size, full)
         except NearbyError as exc:
-            _record_failure(client, exc)
+            _record_failure(client, exc.message)
+            raise
+        except Exception as exc:
+            _record_failure(client, f"unexpected {type(exc).__name__}: {exc}")
             raise
         finally:
             _release(lock)
@@ -155,8 +158,12 @@ def _refresh(engine, client, lock, batch_size, full) -> RefreshReport:
 
         report.seconds = time.monotonic() - started
         meta_fields = {k: v for k, v in asdict(report).items() if k != "ran"}
-        geoindex.write_meta(client, meta_fields | {"log_id": log_id})
         _renew(lock)
+        geoindex.write_meta(
+            client,
+            meta_fields | {"log_id": log_id},
+            replaces_existing=report.kind == "incremental",
+        )
 
     if report.skipped_latitude or report.skipped_category:
         log.warning(
@@ -226,6 +233,7 @@ def _apply_changes(conn, client, lock, batch_size) -> RefreshReport:
         for change in batch:
             before.setdefault(change.profile_id, set()).update(change.old_categories)
         current = {row.id: row for row in postgis.profiles_by_id(conn, list(before))}
+        _renew(lock)
 
         changes = [
             _profile_change(profile_id, old, current.get(profile_id), report)
@@ -281,10 +289,10 @@ def _renew(lock) -> None:
         ) from exc
 
 
-def _record_failure(client, exc: NearbyError) -> None:
-    log.error("refresh: failed; the last good index keeps serving: %s", exc.message)
+def _record_failure(client, message: str) -> None:
+    log.error("refresh: failed; the last good index keeps serving: %s", message)
     try:
-        geoindex.write_failure(client, exc.message)
+        geoindex.write_failure(client, message)
     except redis.RedisError:
         log.error("refresh: could not record the failure in Redis either")
 

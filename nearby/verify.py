@@ -8,6 +8,7 @@ compares, so no refresh changes Redis under it; changes written to PostGIS
 since the last refresh show as drift, and the report says how many wait.
 """
 
+import contextlib
 import logging
 import random
 from dataclasses import dataclass
@@ -53,25 +54,38 @@ class VerifyReport:
 
 
 def verify(
-    engine: Engine, client: redis.Redis, *, sample: int = 20, seed: int | None = None
+    engine: Engine,
+    client: redis.Redis,
+    *,
+    sample: int = 20,
+    seed: int | None = None,
+    lock_ttl_s: float = 60,
 ) -> VerifyReport:
     """Compare every category's counts and ``sample`` categories' members.
 
+    Holds the refresh lock, renewed before each category it compares, so a
+    killed verify blocks refreshes for at most ``lock_ttl_s``.
+
     Raises:
-        RefreshAborted: a refresh holds the lock, so Redis is changing.
+        RefreshAborted: a refresh holds the lock, or took it over.
         BackendUnavailable: PostgreSQL or Redis failed.
     """
     report = VerifyReport()
     with geoindex.translate_errors():
-        lock = geoindex.refresh_lock(client, 600)
+        lock = geoindex.refresh_lock(client, lock_ttl_s)
         if not lock.acquire():
             raise RefreshAborted("a refresh is running; verify once it is done")
         try:
             with postgis.snapshot(engine) as conn:
                 names = _compare_counts(conn, client, report)
-                _compare_sample(conn, client, names, sample, seed, report)
+                _compare_sample(conn, client, names, sample, seed, report, lock)
+        except redis.exceptions.LockError as exc:
+            raise RefreshAborted(
+                "verify lost the refresh lock, so Redis may have changed under it"
+            ) from exc
         finally:
-            lock.release()
+            with contextlib.suppress(redis.exceptions.LockError):
+                lock.release()
     return report
 
 
@@ -107,10 +121,11 @@ def _compare_count_batch(client, batch, report: VerifyReport) -> list[str]:
     return names
 
 
-def _compare_sample(conn, client, names, sample, seed, report: VerifyReport) -> None:
+def _compare_sample(conn, client, names, sample, seed, report, lock) -> None:
     chosen = random.Random(seed).sample(names, min(sample, len(names)))
     report.sampled = sorted(chosen)
     for category in report.sampled:
+        lock.reacquire()
         drift = postgis.compare_members(
             conn,
             category,

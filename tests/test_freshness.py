@@ -15,6 +15,7 @@ from nearby import geoindex
 from nearby.db import make_engine
 from nearby.db import make_redis
 from nearby.errors import BackendUnavailable
+from nearby.errors import IndexBuildLost
 from nearby.refresh import refresh
 from nearby.verify import verify
 from tests import spherical
@@ -337,3 +338,32 @@ def test_celery_beat_applies_a_change_without_a_manual_call(
         broker.flushdb()
 
     assert redis_client.hget(geoindex.META_KEY, "kind") == "incremental"
+
+
+def test_an_empty_point_is_counted_and_does_not_stop_the_refresh(
+    db, redis_client, indexed
+):
+    _sql(
+        db,
+        "INSERT INTO profiles (name, location, categories) VALUES "
+        "('nowhere', 'SRID=4326;POINT EMPTY', ARRAY['developers'])",
+    )
+
+    report = refresh(db, redis_client)
+
+    assert report.kind == "incremental"
+    assert report.skipped_latitude == 1
+    _assert_redis_matches_postgis(db, redis_client)
+
+
+def test_an_incremental_refresh_does_not_vouch_for_an_emptied_redis(
+    redis_client, indexed
+):
+    redis_client.flushdb()
+
+    with pytest.raises(IndexBuildLost):
+        geoindex.write_meta(
+            redis_client, {"kind": "incremental"}, replaces_existing=True
+        )
+
+    assert not redis_client.exists(geoindex.META_KEY)
