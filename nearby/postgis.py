@@ -236,6 +236,16 @@ SECONDARY_INDEXES = tuple(sorted(models.profiles.indexes, key=lambda index: inde
 BULK_MAINTENANCE_WORK_MEM_SQL = text("SET LOCAL maintenance_work_mem = '256MB'")
 """Memory of each session that builds a secondary index, on the server."""
 
+BULK_BUFFERED_GIST_SQL = text("SET LOCAL effective_cache_size = '64MB'")
+"""Makes a GiST build switch to buffering once the index outgrows 64 MB.
+
+PostgreSQL's buffering build, meant for indexes larger than the cache, starts
+when the index outgrows ``effective_cache_size``; the geography index of
+millions of points outgrows shared buffers long before the default 4 GB, and
+builds about a tenth faster buffered. Only the building session's estimate
+changes.
+"""
+
 LOAD_LOCK_KEY = 0x6E656172
 """Key of the advisory lock that one load at a time holds (``'near'``)."""
 
@@ -392,6 +402,7 @@ def create_secondary_indexes(engine: Engine) -> float:
         try:
             with engine.begin() as conn:
                 conn.execute(BULK_MAINTENANCE_WORK_MEM_SQL)
+                conn.execute(BULK_BUFFERED_GIST_SQL)
                 conn.execute(CreateIndex(index, if_not_exists=True))
         except BaseException as exc:  # reported by the caller's thread
             failures.append(exc)
@@ -473,20 +484,13 @@ def encode_copy_rows(rows: Iterable[tuple]) -> tuple[bytes, int]:
     """Return the text that :data:`COPY_SQL` reads for ``rows``, and their number.
 
     Rows are as :func:`copy_profiles` takes them; categories must be slugs,
-    which need no quoting inside an array. The location is
-    hexadecimal EWKB, which PostGIS parses faster than WKT and which carries
-    every bit of both coordinates. A row of plain text fields is one
-    f-string; one with a NULL, a backslash, a tab or a line break in a field
-    is escaped field by field.
+    which need no quoting inside an array. A row of plain fields (see
+    :func:`copy_line`) is one f-string; one with a NULL, a backslash, a tab
+    or a line break in a field is escaped field by field.
     """
-    pack = EWKB_POINT.pack
     lines = []
     for name, city, country, occupation, email, lon, lat, categories in rows:
-        point = pack(EWKB_LITTLE_ENDIAN, EWKB_POINT_WITH_SRID, WGS84_SRID, lon, lat)
-        line = (
-            f"{name}\t{city}\t{country}\t{occupation}\t{email}\t{point.hex()}\t"
-            f"{{{','.join(categories)}}}"
-        )
+        line = copy_line(name, city, country, occupation, email, lon, lat, categories)
         if (
             name is None
             or city is None
@@ -496,16 +500,48 @@ def encode_copy_rows(rows: Iterable[tuple]) -> tuple[bytes, int]:
             or line.count("\t") != COPY_FIELDS - 1
             or COPY_SPECIAL.search(line)
         ):
-            line = (
-                "\t".join(
-                    COPY_NULL if field is None else field.translate(COPY_ESCAPES)
-                    for field in (name, city, country, occupation, email)
-                )
-                + f"\t{point.hex()}\t{{{','.join(categories)}}}"
-            )
+            # The location and the categories, last, never need escapes.
+            location, array = line.rsplit("\t", 2)[1:]
+            fields = [
+                COPY_NULL if field is None else field.translate(COPY_ESCAPES)
+                for field in (name, city, country, occupation, email)
+            ]
+            line = "\t".join([*fields, location, array])
         lines.append(line)
     lines.append("")
     return "\n".join(lines).encode(), len(lines) - 1
+
+
+def copy_line(
+    name: str,
+    city: str,
+    country: str,
+    occupation: str,
+    email: str,
+    lon: float,
+    lat: float,
+    categories: list[str],
+) -> str:
+    """Return the line of :data:`COPY_SQL` text for one row of plain fields.
+
+    Plain: no field is None and none holds a tab, a line break or a
+    backslash (:func:`is_plain_copy_text`); categories are slugs. The
+    location is hexadecimal EWKB, which PostGIS parses faster than WKT and
+    which carries every bit of both coordinates. :func:`encode_copy_rows`
+    takes any row.
+    """
+    point = EWKB_POINT.pack(
+        EWKB_LITTLE_ENDIAN, EWKB_POINT_WITH_SRID, WGS84_SRID, lon, lat
+    )
+    return (
+        f"{name}\t{city}\t{country}\t{occupation}\t{email}\t{point.hex()}\t"
+        f"{{{','.join(categories)}}}"
+    )
+
+
+def is_plain_copy_text(value: str) -> bool:
+    """Tell whether ``value`` goes into COPY text as it is, without escapes."""
+    return "\t" not in value and COPY_SPECIAL.search(value) is None
 
 
 def copy_encoded(dbapi_connection, data: bytes) -> None:
