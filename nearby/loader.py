@@ -61,8 +61,11 @@ Making rows is the costly part, in pure Python, so :func:`load_fake` runs
 ``workers`` makers of rows at once (default: one per core): a thread of the
 main process, which keeps making rows while the main thread waits on a COPY,
 and ``workers - 1`` worker processes. Each maker turns a batch into COPY
-text; the main thread sends the batches and commits them in the order of
-the sequence, so the table always holds a prefix of it. At most
+text in one pass, a line per row made as the row is drawn: every value rows
+are drawn from is plain COPY text (the few that would need escapes are left
+out when the tables are read; Faker and the gazetteer have none). The main
+thread sends the batches and commits them in the order of the sequence, so
+the table always holds a prefix of it. At most
 :data:`BATCHES_AHEAD` batches per maker wait in memory. What rows are drawn
 from (places, name tables, taxonomy) is read from the gazetteer and Faker
 once, by a short-lived process of its own so that no process keeps the
@@ -71,11 +74,13 @@ directory. Loads of fewer than :data:`INLINE_MAX_ROWS` rows make their rows
 in the calling thread, where starting makers would cost more than it saves.
 
 Into an empty table the GiST and GIN indexes are dropped first and built once
-at the end, both at once; into a table with rows they stay and grow with
-every row. Row triggers are skipped for the loader's own session when the
-role may (:func:`nearby.postgis.skip_row_triggers`): the only one sets
-``updated_at`` to ``now()``, which the column's default already does for a
-COPY that leaves the column out. Other sessions keep it.
+at the end, both at once (see :func:`nearby.postgis.create_secondary_indexes`);
+into a table with rows they stay and grow with every row. Row triggers are
+skipped for the loader's own session when the role may
+(:func:`nearby.postgis.skip_row_triggers`): the one that sets ``updated_at``
+to ``now()`` does what the column's default does for a COPY that leaves the
+column out, and the change log gets one full-rebuild mark per batch instead
+of a line per row. Other sessions keep them.
 
 A load that stops early, interrupted (``KeyboardInterrupt``, or whatever a
 signal handler raises) or failing, raises :class:`LoadStopped` chained to the
@@ -576,12 +581,15 @@ class PersonNames:
             for _, argument in FAKER_TOKEN.findall(pattern)
         )
         if type(person).name is not PersonProvider.name or arguments:
-            names = _pool(generator, locale, "name")
+            names = _plain(_pool(generator, locale, "name"))
             return cls(_Choice([(_NamePart(names, whole=True),)]))
 
         tables: dict[str, _NamePart] = {}
         templates = []
+        weights = []
         for pattern in formats:
+            if not postgis.is_plain_copy_text(FAKER_TOKEN.sub("", pattern)):
+                continue
             parts: list[str | _NamePart] = []
             end = 0
             for token in FAKER_TOKEN.finditer(pattern):
@@ -593,15 +601,16 @@ class PersonNames:
                     if table is None:
                         table = _pool(generator, locale, part)
                     title = part.startswith(("prefix", "suffix"))
-                    tables[part] = _NamePart(table, title=title)
+                    tables[part] = _NamePart(_plain(table), title=title)
                 parts.append(tables[part])
                 end = token.end()
             if end < len(pattern):
                 parts.append(pattern[end:])
             templates.append(tuple(parts))
+            weights.append(formats[pattern] if isinstance(formats, Mapping) else 1)
 
         if isinstance(formats, Mapping):
-            return cls(_Choice(dict(zip(templates, formats.values(), strict=True))))
+            return cls(_Choice(dict(zip(templates, weights, strict=True))))
         return cls(_Choice(templates))
 
     def draw(self, rng: random.Random) -> tuple[str, str]:
@@ -610,25 +619,28 @@ class PersonNames:
         The local part is ``first.last`` from the first and last parts of the
         name that are not titles, or the one such part, or empty.
         """
+        uniform = rng.random
         text = []
-        addresses = []
+        first = last = ""
+        # _Choice.index, inline: this runs for every part of every name.
         for part in self._formats.draw(rng):
             if part.__class__ is str:
                 text.append(part)
                 continue
-            # _Choice.index, inline: this runs for every part of every name.
-            if part.cumulative is None:
-                index = int(rng.random() * part.total)
+            cumulative = part.cumulative
+            if cumulative is None:
+                index = int(uniform() * part.total)
             else:
-                index = bisect.bisect_right(part.cumulative, rng.random() * part.total)
+                index = bisect.bisect_right(cumulative, uniform() * part.total)
             text.append(part.values[index])
             address = part.addresses[index]
             if address:
-                addresses.append(address)
+                if first:
+                    last = address
+                else:
+                    first = address
 
-        if len(addresses) > 1:
-            return "".join(text), f"{addresses[0]}.{addresses[-1]}"
-        return "".join(text), addresses[0] if addresses else ""
+        return "".join(text), f"{first}.{last}" if last else first
 
 
 def _table_of(generator: faker.Generator, part: str) -> Iterable | Mapping | None:
@@ -659,6 +671,18 @@ def _table_of(generator: faker.Generator, part: str) -> Iterable | Mapping | Non
     finally:
         del provider.random_element
     return asked[0] if value is marker and len(asked) == 1 else None
+
+
+def _plain(table: Iterable | Mapping) -> list | dict:
+    # Values that COPY would need escaped (a tab, a line break, a backslash)
+    # are left out, so that every fake row is plain COPY text. Faker has none.
+    if isinstance(table, Mapping):
+        return {
+            value: weight
+            for value, weight in table.items()
+            if postgis.is_plain_copy_text(value)
+        }
+    return [value for value in table if postgis.is_plain_copy_text(value)]
 
 
 def _pool(generator: faker.Generator, locale: str, part: str) -> list[str]:
@@ -707,7 +731,10 @@ class _World:
         locales = sorted({*_COUNTRY_LOCALE.values(), DEFAULT_LOCALE})
         self.names = [PersonNames.from_faker(locale) for locale in locales]
         number = {locale: index for index, locale in enumerate(locales)}
-        cities = places.cities
+        # As in the name tables, nothing that COPY would need escaped.
+        cities = [
+            city for city in places.cities if postgis.is_plain_copy_text(city.name)
+        ]
         self.chance, self.alias = alias_table([city.population for city in cities])
         self.city = [city.name for city in cities]
         self.country = [sys.intern(city.country) for city in cities]
@@ -727,49 +754,95 @@ class _World:
 
     def rows(self, seed: int, start: int, stop: int) -> Iterator[Row]:
         """Yield rows ``start`` to ``stop - 1`` of the sequence of ``seed``."""
-        # The loop runs for every row of a load: what it looks up is bound
-        # to local names once.
+        for block in range(start // BLOCK_ROWS, math.ceil(stop / BLOCK_ROWS)):
+            yield from self._block(seed, block, start, stop, None)
+
+    def copy_text(self, seed: int, start: int, stop: int) -> bytes:
+        """Return rows ``start`` to ``stop - 1`` as the text COPY reads.
+
+        The same bytes as :meth:`rows` encoded by
+        :func:`nearby.postgis.encode_copy_rows`, for less: every value rows
+        take is plain COPY text, so each row is one line made as it is drawn.
+        """
+        lines = []
+        for block in range(start // BLOCK_ROWS, math.ceil(stop / BLOCK_ROWS)):
+            lines.extend(self._block(seed, block, start, stop, postgis.copy_line))
+        lines.append("")
+        return "\n".join(lines).encode()
+
+    def _block(
+        self,
+        seed: int,
+        block: int,
+        start: int,
+        stop: int,
+        line: Callable[..., str] | None,
+    ) -> list:
+        # The rows of one block that fall in [start, stop), as tuples, or as
+        # ``line`` makes them. This runs for every row of a load: what it
+        # looks up is bound to local names once per block.
         chance, alias, slots = self.chance, self.alias, len(self.chance)
         lambda1, sin_phi1, cos_phi1 = self.lambda1, self.sin_phi1, self.cos_phi1
         offset, size, locale, names = self.offset, self.size, self.locale, self.names
         city, country, draw_job = self.city, self.country, self.sampler.draw
         sqrt, tau = math.sqrt, math.tau
+        made = []
+        append = made.append
 
-        for block in range(start // BLOCK_ROWS, math.ceil(stop / BLOCK_ROWS)):
-            # String seeds are hashed with SHA-512, the same in every process.
-            rng = random.Random(f"nearby-fake:{seed}:{block}")
-            uniform = rng.random
-            first = block * BLOCK_ROWS
-            for index in range(first, min(first + BLOCK_ROWS, stop)):
-                # The place: one draw gives a slot of the alias table and the
-                # coin that keeps it or gives way to its alias.
-                spot = uniform() * slots
-                place = int(spot)
-                if spot - place >= chance[place]:
-                    place = alias[place]
+        # String seeds are hashed with SHA-512, the same in every process.
+        rng = random.Random(f"nearby-fake:{seed}:{block}")
+        uniform = rng.random
+        first = block * BLOCK_ROWS
+        for index in range(first, min(first + BLOCK_ROWS, stop)):
+            # The place: one draw gives a slot of the alias table and the
+            # coin that keeps it or gives way to its alias.
+            spot = uniform() * slots
+            place = int(spot)
+            if spot - place >= chance[place]:
+                place = alias[place]
 
-                # The point: a bearing, and a distance whose square root
-                # spreads the points evenly over the disc's area.
-                theta = uniform() * tau
-                delta = offset[place] * sqrt(uniform())
-                lon, lat = _destination(
-                    lambda1[place], sin_phi1[place], cos_phi1[place], theta, delta
-                )
+            # The point: a bearing, and a distance whose square root spreads
+            # the points evenly over the disc's area.
+            theta = uniform() * tau
+            delta = offset[place] * sqrt(uniform())
+            lon, lat = _destination(
+                lambda1[place], sin_phi1[place], cos_phi1[place], theta, delta
+            )
 
-                categories, occupation = draw_job(rng, size[place])
-                name, address = names[locale[place]].draw(rng)
-                email = _email(address, rng)
-                if index >= start:
-                    yield (
+            categories, occupation = draw_job(rng, size[place])
+            name, address = names[locale[place]].draw(rng)
+            email = _email(address, rng)
+            if index < start:
+                continue
+            lon = round(lon, COORDINATE_DECIMALS)
+            lat = round(lat, COORDINATE_DECIMALS)
+            if line is None:
+                append(
+                    (
                         name,
                         city[place],
                         country[place],
                         occupation,
                         email,
-                        round(lon, COORDINATE_DECIMALS),
-                        round(lat, COORDINATE_DECIMALS),
+                        lon,
+                        lat,
                         categories,
                     )
+                )
+            else:
+                append(
+                    line(
+                        name,
+                        city[place],
+                        country[place],
+                        occupation,
+                        email,
+                        lon,
+                        lat,
+                        categories,
+                    )
+                )
+        return made
 
 
 def alias_table(weights: list[float]) -> tuple[array, array]:
@@ -851,8 +924,7 @@ def _encode_batch(seed: int, start: int, stop: int) -> bytes:
 
 
 def _encode_rows(rows_of: _World, seed: int, start: int, stop: int) -> bytes:
-    data, _ = postgis.encode_copy_rows(rows_of.rows(seed, start, stop))
-    return data
+    return rows_of.copy_text(seed, start, stop)
 
 
 @contextmanager

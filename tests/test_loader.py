@@ -1,10 +1,11 @@
 """The loader: fake profiles near real places, CSV import, and its command line.
 
-Loads stay small (a few thousand rows, 50,000 for the distribution rules) so
-the file runs in about a minute. Expected values are computed here: positions
-from the gazetteer file and a great-circle formula written here (Vincenty's
-form for the sphere), shares from the taxonomy's weights and the gazetteer's
-populations, names from Faker's own tables, not from the loader.
+Loads stay small (a few thousand rows, 50,000 for the distribution rules,
+60,000 for the interruption) so the file runs in about a minute and a half.
+Expected values are computed here: positions from the gazetteer file and a
+great-circle formula written here (Vincenty's form for the sphere), shares
+from the taxonomy's weights and the gazetteer's populations, names from
+Faker's own tables, not from the loader.
 """
 
 import errno
@@ -291,6 +292,21 @@ def test_rows_depend_only_on_seed_and_position():
     assert tail == whole[1777:]
 
 
+def test_copy_text_of_the_rows_is_what_the_general_encoder_makes():
+    current = loader.world()
+
+    text = current.copy_text(6, 1234, 4321)
+
+    assert text == postgis.encode_copy_rows(current.rows(6, 1234, 4321))[0]
+    assert text.count(b"\n") == 4321 - 1234
+
+
+def test_job_titles_need_no_escaping_in_copy_text():
+    titles = [taxonomy.title(slug) for slug in taxonomy.categories()]
+
+    assert all(postgis.is_plain_copy_text(title) for title in titles)
+
+
 def test_different_seeds_give_different_rows():
     assert list(loader.fake_profiles(1, 0, 50)) != list(loader.fake_profiles(2, 0, 50))
 
@@ -510,8 +526,11 @@ def test_taxonomy_has_a_thousand_unique_valid_categories_and_keeps_the_known_one
 
 
 def _expected_shares(size: int) -> dict[str, float]:
-    """Each family's share, and each specialty's share of profiles, in places of
-    size ``size``, from the taxonomy's weights as its documentation states them."""
+    """Return the share of profiles of each category in places of size ``size``.
+
+    Computed from the taxonomy's weights as its documentation states them:
+    a family by its pulled weight, then 0, 1 or 2 distinct specialties by rank.
+    """
     pulls = {
         family.slug: family.weight
         * taxonomy.URBANITY_RATIO ** (family.urbanity * (size - 1))
@@ -1008,6 +1027,20 @@ def test_csv_loads_good_rows_with_exact_values_and_reports_bad_ones(db, tmp_path
             ["data-scientist"],
         ),
     ]
+
+
+def test_csv_names_with_backslashes_tabs_and_line_breaks_load_exactly(db, tmp_path):
+    names = ["Ann\\Lee", "Tab\tSeparated", "Two\nLines", "\\N"]
+    content = "name,lat,lon,categories\n" + "".join(
+        f'"{name}",1,2,chef\n' for name in names
+    )
+    path = _write(tmp_path, content)
+
+    result = loader.load_csv(db, path)
+
+    assert result.inserted == len(names)
+    assert [row[1] for row in _rows(db)] == names
+    assert all(row[2] is None for row in _rows(db))
 
 
 def test_csv_strict_loads_nothing_when_a_row_is_bad(db, tmp_path):
