@@ -53,9 +53,10 @@ class Run:
     """One load: wall seconds, peak summed RSS in bytes, loader CPU seconds.
 
     ``rows_phase_per_s`` is the rate of the rows alone, before the indexes,
-    as the loader's last batch line gives it; ``load_average`` is the
-    machine's one-minute load average when the run started, for how busy
-    other work kept the two cores.
+    as the loader's last batch line gives it; ``other_cores`` is the CPU that
+    other work took meanwhile, in cores: the machine's busy time less that of
+    the loader, of the PostgreSQL sessions on the scratch database and of
+    this script, over the wall time.
     """
 
     count: int
@@ -65,7 +66,7 @@ class Run:
     indexes_s: float
     analyze_s: float
     rows_phase_per_s: float
-    load_average: float
+    other_cores: float
 
     @property
     def rows_per_s(self) -> float:
@@ -87,9 +88,29 @@ def _seconds(pattern: re.Pattern, log: str) -> float:
     return float(found.group(1)) if found else 0.0
 
 
+def _busy_s() -> float:
+    times = psutil.cpu_times()
+    return sum(times) - times.idle - getattr(times, "iowait", 0.0)
+
+
+def _sessions_cpu_s(database: str, seen: dict[int, float]) -> None:
+    # PostgreSQL sessions on the scratch database: their CPU so far, by pid.
+    for process in psutil.process_iter(["cmdline"]):
+        with contextlib.suppress(psutil.Error):
+            if database in " ".join(process.info["cmdline"] or ()):
+                times = process.cpu_times()
+                seen[process.pid] = times.user + times.system
+
+
 def run_once(count: int, database_url: str) -> Run:
     """Run one load of ``count`` rows into an emptied table and measure it."""
-    load_average = os.getloadavg()[0]
+    database = make_url(database_url).database
+    sessions: dict[int, float] = {}
+    _sessions_cpu_s(database, sessions)
+    sessions_before = sum(sessions.values())
+    own = psutil.Process()
+    own_before = sum(own.cpu_times()[:2])
+    busy_before = _busy_s()
     # Files, not pipes: nobody reads a pipe while the loader runs.
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -104,11 +125,17 @@ def run_once(count: int, database_url: str) -> Run:
         )
         watched = psutil.Process(process.pid)
         peak = 0
+        samples = 0
         while process.poll() is None:
             peak = max(peak, _tree_rss(watched))
+            if samples % 20 == 0:
+                _sessions_cpu_s(database, sessions)
+            samples += 1
             time.sleep(SAMPLE_INTERVAL_S)
         wall_s = time.perf_counter() - started
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        busy_s = _busy_s() - busy_before
+        own_s = sum(own.cpu_times()[:2]) - own_before
         out.seek(0)
         err.seek(0)
         stdout, log = out.read(), err.read()
@@ -116,6 +143,8 @@ def run_once(count: int, database_url: str) -> Run:
     if process.returncode != 0:
         raise SystemExit(f"load of {count} rows failed:\n{stdout}\n{log[-2000:]}")
     cpu_s = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    sessions_s = sum(sessions.values()) - sessions_before
+    other_cores = max(0.0, busy_s - cpu_s - sessions_s - own_s) / wall_s
     return Run(
         count=count,
         wall_s=wall_s,
@@ -124,7 +153,7 @@ def run_once(count: int, database_url: str) -> Run:
         indexes_s=_seconds(INDEXES_LINE, log),
         analyze_s=_seconds(ANALYZE_LINE, log),
         rows_phase_per_s=float((ROWS_RATE_LINE.findall(log) or ["0"])[-1]),
-        load_average=load_average,
+        other_cores=other_cores,
     )
 
 
@@ -150,8 +179,8 @@ def _median(runs: list[Run], field: str) -> float:
 def _table(results: dict[int, list[Run]]) -> str:
     lines = [
         "| profiles | wall s | rows/s, all in | rows/s, rows alone | indexes s "
-        "| analyze s | peak RSS, all processes | loader CPU s | load average "
-        "| runs |",
+        "| analyze s | peak RSS, all processes | loader CPU s "
+        "| other work, cores | runs |",
         "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for count, runs in results.items():
@@ -161,7 +190,7 @@ def _table(results: dict[int, list[Run]]) -> str:
             f"| {_median(runs, 'rows_phase_per_s'):,.0f} "
             f"| {_median(runs, 'indexes_s'):.1f} | {_median(runs, 'analyze_s'):.1f} "
             f"| {_median(runs, 'peak_rss') / 1e6:.0f} MB "
-            f"| {_median(runs, 'cpu_s'):.0f} | {_median(runs, 'load_average'):.1f} "
+            f"| {_median(runs, 'cpu_s'):.0f} | {_median(runs, 'other_cores'):.2f} "
             f"| {len(runs)} |"
         )
     return "\n".join(lines)
@@ -194,7 +223,7 @@ def main() -> int:
                     f"{run.rows_per_s:8,.0f} rows/s, "
                     f"peak {run.peak_rss / 1e6:4.0f} MB, "
                     f"indexes {run.indexes_s:.1f} s, CPU {run.cpu_s:.0f} s, "
-                    f"load average {run.load_average:.1f}",
+                    f"other work {run.other_cores:.2f} cores",
                     flush=True,
                 )
     finally:
@@ -214,8 +243,8 @@ def main() -> int:
         "table: start-up, rows, both secondary indexes and ANALYZE. Peak RSS is "
         "the largest sum over the loader's processes (MB of 10^6 bytes), sampled "
         f"every {SAMPLE_INTERVAL_S * 1000:.0f} ms; loader CPU is theirs, without "
-        "the PostgreSQL server's; the load average, taken as each run starts, "
-        "shows how much other work shared the cores.\n\n"
+        "the PostgreSQL server's; other work is the CPU the rest of the machine "
+        "took meanwhile, in cores of the two.\n\n"
         f"{table}\n",
         encoding="utf-8",
     )
