@@ -83,8 +83,27 @@ class Settings(BaseSettings):
     max_tie_fetch: int = Field(
         10_000,
         ge=1000,
-        description="Most members /nearby/redis fetches to order profiles tied "
-        "at the same distance by id.",
+        description="Most members /nearby/redis fetches, past those a page "
+        "needs, to order profiles tied at the same distance by id.",
+    )
+    knn_max_radius_km: float = Field(
+        1000.0,
+        gt=0,
+        le=20_016,
+        description="How far a query without a radius looks for the nearest "
+        "profiles, in kilometres.",
+    )
+    max_scan_members: int = Field(
+        50_000,
+        ge=100,
+        description="Most members of its categories that a radius or box query "
+        "may cover; a larger area answers 400 asking to narrow it.",
+    )
+    max_result_window: int = Field(
+        10_000,
+        ge=1000,
+        description="Deepest result, counted from the first page, that paging "
+        "reaches; a cursor past it answers 400.",
     )
     log_level: str = Field("INFO", description="Level of every process's logs.")
 

@@ -4,6 +4,7 @@ Views hold no error handling: every failure is a :class:`~nearby.errors.NearbyEr
 raised below them and rendered by :mod:`nearby.errors`.
 """
 
+import logging
 import time
 from collections.abc import Iterator
 
@@ -18,16 +19,32 @@ from nearby import geo
 from nearby import geoindex
 from nearby import postgis
 from nearby.errors import RETRY_AFTER_SECONDS
-from nearby.errors import BadParameter
+from nearby.errors import BeyondRedisLatitude
+from nearby.errors import IndexNotReady
 from nearby.errors import NearbyError
-from nearby.query import LAT
+from nearby.errors import Unavailable
+from nearby.errors import UnknownCategory
+from nearby.query import GEOJSON_MEDIA_TYPE
 from nearby.query import NearbyQuery
+from nearby.query import encode_cursor
 from nearby.query import parse_nearby
+from nearby.query import to_search
+from nearby.query import wants_geojson
+
+log = logging.getLogger(__name__)
 
 bp = Blueprint("api", __name__)
 
+BACKEND_HEADER = "X-Backend"
+"""The backend that answered: ``redis`` or ``postgis``."""
+BACKEND_REASON_HEADER = "X-Backend-Reason"
+"""Why /nearby answered from PostGIS rather than Redis."""
 INDEX_AGE_HEADER = "X-Index-Age"
 """Seconds since the refresh that the answer's index comes from."""
+
+REDIS_FALLBACKS = (IndexNotReady, UnknownCategory, BeyondRedisLatitude, Unavailable)
+"""What makes /nearby answer from PostGIS: Redis has no ready index for the
+categories, cannot search there, or cannot be reached."""
 
 
 def _services():
@@ -36,54 +53,105 @@ def _services():
 
 @bp.get("/nearby/redis")
 def nearby_redis():
-    """Answer from the Redis GEO index of the category; never touches PostgreSQL."""
-    query = parse_nearby(request.args)
-    if not geo.within_redis_latitude(query.lat):
-        raise BadParameter(
-            LAT,
-            f"Redis cannot search around latitudes beyond ±{geo.REDIS_MAX_LATITUDE}; "
-            "/nearby/postgis serves this centre",
-        )
-
-    services = _services()
-    answer = geoindex.search(
-        services.redis,
-        lon=query.lon,
-        lat=query.lat,
-        radius_m=query.radius_m,
-        category=query.category,
-        limit=query.limit,
-        max_fetch=services.settings.max_tie_fetch,
-    )
-    response = _render("redis", query, answer.hits)
-    response.headers[INDEX_AGE_HEADER] = (
-        f"{max(0.0, time.time() - answer.refreshed_at):.0f}"
-    )
-    return response
+    """Answer from the Redis GEO indexes of the categories; never touches PostgreSQL."""
+    query, search = _parse()
+    answer = _redis_search(search)
+    return _render(query, search, "redis", answer.hits, answer.refreshed_at)
 
 
 @bp.get("/nearby/postgis")
 def nearby_postgis():
-    """Answer from PostGIS with the GiST index on location."""
+    """Answer from PostGIS with its GiST and GIN indexes."""
+    query, search = _parse()
+    hits = postgis.search(_services().engine, search)
+    return _render(query, search, "postgis", hits)
+
+
+@bp.get("/nearby")
+def nearby():
+    """Answer from Redis when it can, from PostGIS otherwise; say which."""
+    query, search = _parse()
+    answer, reason = _redis_or_reason(search)
+    if answer is not None:
+        return _render(query, search, "redis", answer.hits, answer.refreshed_at)
+
+    hits = postgis.search(_services().engine, search)
+    response = _render(query, search, "postgis", hits)
+    response.headers[BACKEND_REASON_HEADER] = reason
+    return response
+
+
+def _parse() -> tuple[NearbyQuery, geo.Search]:
+    settings = _services().settings
     query = parse_nearby(request.args)
-    hits = postgis.search(
-        _services().engine,
-        lon=query.lon,
-        lat=query.lat,
-        radius_m=query.radius_m,
-        category=query.category,
-        limit=query.limit,
+    search = to_search(
+        query,
+        nearest_max_m=settings.knn_max_radius_km * 1000,
+        max_scan=settings.max_scan_members,
+        max_offset=settings.max_result_window,
     )
-    return _render("postgis", query, hits)
+    return query, search
 
 
-def _render(backend: str, query: NearbyQuery, hits: list[geo.Hit]):
+def _redis_search(search: geo.Search) -> geoindex.Answer:
+    services = _services()
+    return geoindex.search(
+        services.redis, search, max_fetch=services.settings.max_tie_fetch
+    )
+
+
+def _redis_or_reason(search: geo.Search) -> tuple[geoindex.Answer | None, str]:
+    """Return Redis's answer, or None and why PostGIS should answer instead."""
+    try:
+        return _redis_search(search), ""
+    except REDIS_FALLBACKS as exc:
+        if isinstance(exc, Unavailable):
+            log.warning("api: answering from postgis: %s", exc.message)
+        return None, f"{exc.code}: {exc.message}"
+
+
+def _render(
+    query: NearbyQuery,
+    search: geo.Search,
+    backend: str,
+    hits: list[geo.Hit],
+    refreshed_at: float | None = None,
+) -> Response:
+    more = len(hits) > search.limit
+    hits = hits[: search.limit]
+    next_cursor = (
+        encode_cursor(query, hits[-1], search.offset + len(hits)) if more else None
+    )
+
+    if wants_geojson(query, request.headers.get("Accept")):
+        body = _geojson(query, backend, hits, next_cursor)
+        mimetype = GEOJSON_MEDIA_TYPE
+    else:
+        body = _json(query, search, backend, hits, next_cursor)
+        mimetype = "application/json"
+    response = Response(orjson.dumps(body), mimetype=mimetype)
+
+    response.headers[BACKEND_HEADER] = backend
+    response.headers["Vary"] = "Accept"
+    if refreshed_at is None:
+        response.headers["Cache-Control"] = "no-cache"
+    else:
+        age_s = max(0.0, time.time() - refreshed_at)
+        left_s = max(0, _services().settings.refresh_interval_seconds - int(age_s))
+        response.headers[INDEX_AGE_HEADER] = f"{age_s:.0f}"
+        response.headers["Cache-Control"] = f"max-age={left_s}"
+    return response
+
+
+def _json(query, search, backend, hits, next_cursor) -> dict:
     unit_m = query.unit_m
-    body = {
+    return {
         "backend": backend,
-        "category": query.category,
-        "center": {"lat": query.lat, "lon": query.lon},
+        "shape": search.shape.value,
+        "categories": list(search.categories),
+        "center": {"lat": search.lat, "lon": search.lon},
         "radius": query.radius,
+        "bbox": None if query.bbox is None else list(query.bbox),
         "unit": query.unit,
         "count": len(hits),
         "results": [
@@ -97,8 +165,33 @@ def _render(backend: str, query: NearbyQuery, hits: list[geo.Hit]):
             }
             for hit in hits
         ],
+        "next_cursor": next_cursor,
     }
-    return Response(orjson.dumps(body), mimetype="application/json")
+
+
+def _geojson(query, backend, hits, next_cursor) -> dict:
+    unit_m = query.unit_m
+    return {
+        "type": "FeatureCollection",
+        "features": [
+            {
+                "type": "Feature",
+                "id": hit.id,
+                "geometry": {"type": "Point", "coordinates": [hit.lon, hit.lat]},
+                "properties": {
+                    "id": hit.id,
+                    "name": hit.name,
+                    "city": hit.city,
+                    "distance": hit.distance_m / unit_m,
+                    "unit": query.unit,
+                },
+            }
+            for hit in hits
+        ],
+        "backend": backend,
+        "count": len(hits),
+        "next_cursor": next_cursor,
+    }
 
 
 @bp.get("/categories")

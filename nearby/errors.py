@@ -45,6 +45,35 @@ class BadParameter(NearbyError):
         super().__init__(message, param)
 
 
+class AreaTooLarge(BadParameter):
+    """A radius or box covers more members than one request may scan (400)."""
+
+    code = "area_too_large"
+
+    def __init__(self, *, box: bool, max_scan: int):
+        if box:
+            super().__init__(
+                "bbox",
+                f"the box holds more than {max_scan} profiles of these categories; "
+                "zoom in, or ask for fewer categories",
+            )
+        else:
+            super().__init__(
+                "radius",
+                f"the radius holds more than {max_scan} profiles of these "
+                "categories; give a smaller radius, or none for the nearest ones",
+            )
+
+
+class BeyondRedisLatitude(BadParameter):
+    """The search reaches where Redis holds no profiles (400).
+
+    /nearby/postgis serves such searches, and /nearby sends them there.
+    """
+
+    code = "beyond_redis_latitude"
+
+
 class UnknownCategory(NearbyError):
     """No profile holds the category asked for (404)."""
 

@@ -18,10 +18,17 @@ is the model, not a measurement, and both backends share it.
 
 Coordinates inside the code go longitude first, as Redis's GEOADD and
 PostGIS's ``ST_MakePoint`` take them. Distances inside are in metres.
+
+A search (:class:`Search`) has one of three shapes: a circle around a centre, the
+nearest profiles around a centre (a circle of the configured greatest radius,
+cut at ``limit``), or a longitude/latitude box (:class:`Box`), whose results are
+ordered and measured from its centre. Longitudes -180 and 180 are one meridian:
+a box edge at either holds profiles at both.
 """
 
 import math
 from dataclasses import dataclass
+from enum import StrEnum
 
 EARTH_RADIUS_M = 6372797.560856
 """Radius of Redis's sphere, in metres: the one distance model of nearby."""
@@ -51,6 +58,15 @@ def within_redis_latitude(lat: float | None) -> bool:
     return lat is not None and -REDIS_MAX_LATITUDE <= lat <= REDIS_MAX_LATITUDE
 
 
+def reach_latitude(lat: float, radius_m: float) -> float:
+    """Return the greatest absolute latitude, in degrees, of a circle's points.
+
+    The circle is centred at latitude ``lat`` with radius ``radius_m``; one
+    that takes in a pole reaches 90.
+    """
+    return min(90.0, abs(lat) + math.degrees(radius_m / EARTH_RADIUS_M))
+
+
 def great_circle_m(lon1: float, lat1: float, lon2: float, lat2: float) -> float:
     """Return the model distance in metres between two points in degrees."""
     phi1 = math.radians(lat1)
@@ -75,3 +91,129 @@ class Hit:
     lon: float
     lat: float
     distance_m: float
+
+
+class Shape(StrEnum):
+    """What area a search covers."""
+
+    RADIUS = "radius"
+    NEAREST = "nearest"
+    BOX = "bbox"
+
+
+@dataclass(frozen=True, slots=True)
+class Box:
+    """A longitude/latitude box in degrees; ``west > east`` crosses 180."""
+
+    west: float
+    south: float
+    east: float
+    north: float
+
+    @property
+    def crosses_antimeridian(self) -> bool:
+        return self.west > self.east
+
+    @property
+    def lon_span(self) -> float:
+        """Degrees of longitude the box spans, 0 to 360."""
+        span = self.east - self.west
+        return span + 360.0 if span < 0 else span
+
+    def center(self) -> tuple[float, float]:
+        """Return ``(lon, lat)`` of the box's centre, longitude in [-180, 180)."""
+        lon = self.west + self.lon_span / 2
+        if lon >= 180.0:
+            lon -= 360.0
+        return lon, (self.south + self.north) / 2
+
+    def contains(self, lon: float, lat: float) -> bool:
+        """Tell whether the point is in the box, edges included."""
+        if not self.south <= lat <= self.north:
+            return False
+        if abs(lon) == 180.0:
+            return self._holds_lon(180.0) or self._holds_lon(-180.0)
+        return self._holds_lon(lon)
+
+    def _holds_lon(self, lon: float) -> bool:
+        if self.crosses_antimeridian:
+            return lon >= self.west or lon <= self.east
+        return self.west <= lon <= self.east
+
+    def circumradius_m(self) -> float:
+        """Return a radius around :meth:`center` that encloses the whole box.
+
+        The farthest points of a box no wider than 180 degrees are among its
+        corners; a wider box is enclosed by half the globe's circumference.
+        """
+        if self.lon_span > 180.0:
+            return math.pi * EARTH_RADIUS_M
+
+        lon, lat = self.center()
+        return max(
+            great_circle_m(lon, lat, corner_lon, corner_lat)
+            for corner_lon in (self.west, self.east)
+            for corner_lat in (self.south, self.north)
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class After:
+    """Where a page starts: past the profile ``id`` at ``lon``, ``lat``.
+
+    Each backend measures that point's distance to the centre its own way, so
+    that a page starts exactly after the last result of the one before, ties
+    included. ``offset`` counts the results of the pages before.
+    """
+
+    id: int
+    lon: float
+    lat: float
+    offset: int
+
+
+@dataclass(frozen=True, slots=True)
+class Search:
+    """One search as both backends run it: an area, categories, a page.
+
+    ``lon``/``lat`` are the centre results are measured from (a box's centre).
+    ``radius_m`` bounds the area: the circle's radius, the greatest radius of
+    a nearest search, or a circle enclosing the box. ``limit`` results are
+    asked for; backends return up to ``limit + 1``, the one past telling that
+    another page exists. A radius or box search that covers more than
+    ``max_scan`` members is refused; a nearest search is not, it stops at
+    ``limit``.
+    """
+
+    shape: Shape
+    categories: tuple[str, ...]
+    lon: float
+    lat: float
+    radius_m: float
+    limit: int
+    max_scan: int
+    box: Box | None = None
+    after: After | None = None
+
+    @property
+    def offset(self) -> int:
+        """Results of the pages before this one."""
+        return self.after.offset if self.after else 0
+
+    @property
+    def depth(self) -> int:
+        """Results from the first one through the one past this page."""
+        return self.offset + self.limit + 1
+
+    def covers(self, lon: float, lat: float, distance_m: float) -> bool:
+        """Tell whether a point at ``distance_m`` from the centre is in the area."""
+        if self.box is not None:
+            return self.box.contains(lon, lat)
+        return distance_m <= self.radius_m
+
+    def after_key(self) -> tuple[float, int] | None:
+        """Return the (distance, id) that results must come after, if paging."""
+        if self.after is None:
+            return None
+        after_m = great_circle_m(self.lon, self.lat, self.after.lon, self.after.lat)
+        return after_m, self.after.id

@@ -34,6 +34,7 @@ before or after its change.
 """
 
 import logging
+import math
 import time
 from collections.abc import Callable
 from collections.abc import Iterable
@@ -47,7 +48,9 @@ import redis
 from redis.lock import Lock
 
 from nearby import geo
+from nearby.errors import AreaTooLarge
 from nearby.errors import BackendUnavailable
+from nearby.errors import BeyondRedisLatitude
 from nearby.errors import IndexBuildLost
 from nearby.errors import IndexNotReady
 from nearby.errors import UnknownCategory
@@ -130,91 +133,300 @@ class Answer:
     refreshed_at: float
 
 
+NEAREST_FIRST_RADIUS_M = 500.0
+NEAREST_GROWTH = 4.0
+NEAREST_DIRECT_FACTOR = 16
+"""A nearest search over categories of at most this many times the members it
+needs sorts them all at once instead of probing circles first."""
+
+
 def search(
-    client: redis.Redis,
-    *,
-    lon: float,
-    lat: float,
-    radius_m: float,
-    category: str,
-    limit: int,
-    max_fetch: int = 10_000,
+    client: redis.Redis, search: geo.Search, *, max_fetch: int = 10_000
 ) -> Answer:
-    """Return up to ``limit`` profiles of ``category`` within ``radius_m``.
+    """Return up to ``search.limit + 1`` profiles of one page of ``search``.
 
     Nearest first by the model distance computed from the exact coordinates,
-    ties by id. Redis ranks by its rounded positions; the search fetches past
-    ``limit`` while members tie at the cut, up to ``max_fetch`` members, so
-    that profiles at one spot come out by id.
+    ties by id. Redis ranks by its rounded positions, so the search fetches
+    past the page until every result it returns is certain: closer than the
+    last fetched member by more than the rounding, up to ``max_fetch`` members
+    past the page. A nearest search first probes circles growing from
+    :data:`NEAREST_FIRST_RADIUS_M`, each cheaply counting members up to the
+    number it needs, and sorts only the smallest circle that holds enough.
 
     Raises:
-        UnknownCategory: the index is built and no profile has ``category``.
+        BeyondRedisLatitude: the centre lies beyond Redis's latitude limit, or
+            the search reaches beyond it where its categories have profiles.
+        AreaTooLarge: a radius or box search covers more than
+            ``search.max_scan`` members.
+        UnknownCategory: the index is built and no profile has one of the
+            categories.
         IndexNotReady: no refresh has completed yet.
         BackendUnavailable: Redis is unreachable, too slow or failed.
     """
-    count = limit + 1
-    search_lon = redis_longitude(lon)
-    search_lat = max(-REDIS_SEARCH_MAX_LATITUDE, min(REDIS_SEARCH_MAX_LATITUDE, lat))
-    search_radius_m = radius_m + REDIS_SLACK_M
-    if search_lat != lat:
-        search_radius_m += geo.great_circle_m(lon, lat, lon, search_lat)
+    area = _Area.of(search)
 
     with translate_errors():
-        while True:
-            refreshed_at, found = _geosearch(
-                client, search_lon, search_lat, search_radius_m, category, count
+        refreshed_at, sizes, beyond = _category_sizes(client, search.categories)
+        if beyond and search.shape is not geo.Shape.NEAREST:
+            _check_reach(search, search.radius_m)
+        if search.shape is not geo.Shape.NEAREST and sum(sizes) > search.max_scan:
+            _check_scan(client, search, area)
+        if (
+            search.shape is geo.Shape.NEAREST
+            and sum(sizes) > NEAREST_DIRECT_FACTOR * search.depth
+        ):
+            area = area.with_radius(_nearest_radius(client, search, area))
+
+        hits = _page(client, search, area, max_fetch)
+
+    if beyond and search.shape is geo.Shape.NEAREST:
+        full = len(hits) > search.limit
+        _check_reach(search, hits[-1].distance_m if full else search.radius_m)
+    return Answer(hits, refreshed_at)
+
+
+@dataclass(frozen=True, slots=True)
+class _Area:
+    """The GEOSEARCH area of a search: a circle, or a rectangle around a box.
+
+    ``lon``/``lat`` is where Redis searches from; ``shift_m`` is how far that
+    lies from the search's own centre (a centre at Redis's latitude limit is
+    moved 9 mm).
+    """
+
+    lon: float
+    lat: float
+    shift_m: float
+    radius_m: float | None = None
+    width_m: float | None = None
+    height_m: float | None = None
+
+    @classmethod
+    def of(cls, search: geo.Search) -> "_Area":
+        if not geo.within_redis_latitude(search.lat):
+            param = "bbox" if search.box else "lat"
+            raise BeyondRedisLatitude(
+                param,
+                "Redis cannot search around latitudes beyond "
+                f"±{geo.REDIS_MAX_LATITUDE}; /nearby/postgis or /nearby serves "
+                "this centre",
             )
-            if len(found) < count or found[limit - 1][1] != found[-1][1]:
-                break
-            if count >= max_fetch:
-                log.warning(
-                    "search: %d members of %s tie at the cut; ordering by id is "
-                    "approximate past %d",
-                    len(found),
-                    category,
-                    max_fetch,
-                )
-                break
-            count = min(count * 2, max_fetch)
 
-        ids = [member for member, _ in found]
-        infos = client.hmget(info_key(category), ids) if ids else []
+        lon = redis_longitude(search.lon)
+        lat = max(
+            -REDIS_SEARCH_MAX_LATITUDE, min(REDIS_SEARCH_MAX_LATITUDE, search.lat)
+        )
+        shift_m = geo.great_circle_m(search.lon, search.lat, search.lon, lat)
+        if search.box is None:
+            return cls(lon, lat, shift_m, radius_m=search.radius_m + shift_m)
 
-    hits = []
-    for member, info in zip(ids, infos, strict=True):
-        if info is None:
-            log.debug("search: %s member %s left during the search", category, member)
-            continue
-        name, city, p_lon, p_lat = orjson.loads(info)
-        distance_m = geo.great_circle_m(lon, lat, p_lon, p_lat)
-        if distance_m <= radius_m:
-            hits.append(Hit(int(member), name, city, p_lon, p_lat, distance_m))
+        width_m, height_m = _rectangle_m(search.box)
+        return cls(
+            lon,
+            lat,
+            shift_m,
+            width_m=width_m + 2 * shift_m,
+            height_m=height_m + 2 * shift_m,
+        )
 
-    hits.sort(key=lambda hit: (hit.distance_m, hit.id))
-    return Answer(hits[:limit], refreshed_at)
+    def with_radius(self, radius_m: float) -> "_Area":
+        return _Area(self.lon, self.lat, self.shift_m, radius_m=radius_m + self.shift_m)
+
+    def geosearch(self, pipe, category: str, **options) -> None:
+        if self.radius_m is not None:
+            shape = {"radius": self.radius_m + REDIS_SLACK_M}
+        else:
+            shape = {
+                "width": self.width_m + 2 * REDIS_SLACK_M,
+                "height": self.height_m + 2 * REDIS_SLACK_M,
+            }
+        pipe.geosearch(
+            geo_key(category),
+            longitude=self.lon,
+            latitude=self.lat,
+            unit="m",
+            **shape,
+            **options,
+        )
 
 
-def _geosearch(client, lon, lat, radius_m, category, count) -> tuple[float, list]:
+def _rectangle_m(box: geo.Box) -> tuple[float, float]:
+    """Return the width and height in metres of a BYBOX rectangle around ``box``.
+
+    Redis keeps a member when its distance along the meridian from the centre
+    is within half the height, and its great-circle distance along its own
+    parallel from the centre's meridian is within half the width. The width is
+    the length of the box's parallel nearest the equator, which exceeds every
+    such distance in the box and makes Redis's candidate area cover the box's
+    longitudes; results are then filtered to the exact bounds.
+    """
+    if box.south <= 0 <= box.north:
+        widest_lat = 0.0
+    else:
+        widest_lat = min(abs(box.south), abs(box.north))
+    width_m = (
+        geo.EARTH_RADIUS_M
+        * math.radians(box.lon_span)
+        * math.cos(math.radians(widest_lat))
+    )
+    height_m = geo.EARTH_RADIUS_M * math.radians(box.north - box.south)
+    return width_m, height_m
+
+
+def _category_sizes(
+    client: redis.Redis, categories: tuple[str, ...]
+) -> tuple[float, list[int], int]:
+    """Return the index's refresh time, each category's members, and how many
+    of their profiles lie beyond the latitude limit."""
     pipe = client.pipeline(transaction=True)
     pipe.hget(META_KEY, "refreshed_at")
-    pipe.sismember(CATEGORIES_KEY, category)
-    pipe.geosearch(
-        geo_key(category),
-        longitude=lon,
-        latitude=lat,
-        radius=radius_m,
-        unit="m",
-        sort="ASC",
-        count=count,
-        withdist=True,
-    )
-    refreshed_at, known, found = pipe.execute()
+    pipe.smismember(CATEGORIES_KEY, list(categories))
+    for category in categories:
+        pipe.zcard(geo_key(category))
+        pipe.scard(beyond_key(category))
+    refreshed_at, known, *counts = pipe.execute()
 
     if refreshed_at is None:
         raise IndexNotReady("the Redis index has not been built yet")
-    if not known:
-        raise UnknownCategory(category)
-    return float(refreshed_at), found
+    for category, is_known in zip(categories, known, strict=True):
+        if not is_known:
+            raise UnknownCategory(category)
+    return float(refreshed_at), counts[::2], sum(counts[1::2])
+
+
+def _check_reach(search: geo.Search, radius_m: float) -> None:
+    """Refuse a search that reaches where its categories have profiles that
+    Redis does not hold."""
+    if search.box is not None:
+        reach = max(abs(search.box.south), abs(search.box.north))
+        param = "bbox"
+    else:
+        reach = geo.reach_latitude(search.lat, radius_m)
+        param = "radius" if search.shape is geo.Shape.RADIUS else "lat"
+    if reach > geo.REDIS_MAX_LATITUDE:
+        raise BeyondRedisLatitude(
+            param,
+            f"the search reaches beyond latitude ±{geo.REDIS_MAX_LATITUDE}, where "
+            "Redis holds none of the profiles these categories have there; "
+            "/nearby/postgis or /nearby serves it",
+        )
+
+
+def _check_scan(client: redis.Redis, search: geo.Search, area: _Area) -> None:
+    """Refuse a radius or box search that covers more than ``max_scan`` members.
+
+    Each category is counted by a GEOSEARCH that stops at ``max_scan + 1``
+    members, so the count costs no more than the limit it enforces.
+    """
+    pipe = client.pipeline(transaction=False)
+    for category in search.categories:
+        area.geosearch(pipe, category, count=search.max_scan + 1, any=True)
+    scanned = sum(len(members) for members in pipe.execute())
+    if scanned > search.max_scan:
+        raise AreaTooLarge(box=search.box is not None, max_scan=search.max_scan)
+
+
+def _nearest_radius(client: redis.Redis, search: geo.Search, area: _Area) -> float:
+    """Return the smallest probed radius whose circle holds ``search.depth``
+    members of the categories, or the search's greatest radius."""
+    radii = []
+    radius_m = NEAREST_FIRST_RADIUS_M
+    while radius_m < search.radius_m:
+        radii.append(radius_m)
+        radius_m *= NEAREST_GROWTH
+
+    pipe = client.pipeline(transaction=False)
+    for radius_m in radii:
+        for category in search.categories:
+            area.with_radius(radius_m).geosearch(
+                pipe, category, count=search.depth, any=True
+            )
+    found = pipe.execute()
+
+    per_radius = len(search.categories)
+    for number, radius_m in enumerate(radii):
+        members = found[number * per_radius : (number + 1) * per_radius]
+        if per_radius == 1:
+            enough = len(members[0]) >= search.depth
+        else:
+            enough = len(set().union(*members)) >= search.depth
+        if enough:
+            return radius_m
+    return search.radius_m
+
+
+def _page(
+    client: redis.Redis, search: geo.Search, area: _Area, max_fetch: int
+) -> list[Hit]:
+    """Fetch members nearest first until one page of results is certain."""
+    count = search.depth
+    most = search.depth + max_fetch
+    after_key = search.after_key()
+
+    while True:
+        pipe = client.pipeline(transaction=True)
+        for category in search.categories:
+            area.geosearch(pipe, category, sort="ASC", count=count, withdist=True)
+        found = pipe.execute()
+
+        certain_m = math.inf
+        ids: dict[bytes, str] = {}
+        for category, members in zip(search.categories, found, strict=True):
+            if len(members) >= count:
+                certain_m = min(certain_m, members[-1][1] - 2 * REDIS_SLACK_M)
+            for member, _ in members:
+                ids.setdefault(member, category)
+        certain_m -= area.shift_m
+
+        hits = _hits(client, search, ids, after_key)
+        certain = [hit for hit in hits if hit.distance_m <= certain_m]
+        if certain_m == math.inf or len(certain) > search.limit:
+            return certain[: search.limit + 1]
+        if count >= most:
+            log.warning(
+                "search: %d members of %s sit too close to order exactly past "
+                "%d fetched; the page's order is approximate",
+                len(hits),
+                ",".join(search.categories),
+                count,
+            )
+            return hits[: search.limit + 1]
+        count = min(count * 2, most)
+
+
+def _hits(
+    client: redis.Redis,
+    search: geo.Search,
+    ids: dict[bytes, str],
+    after_key: tuple[float, int] | None,
+) -> list[Hit]:
+    """Read the display fields of ``ids`` (member -> category) and return the
+    members in the search's area and past its page start, sorted."""
+    by_category: dict[str, list[bytes]] = {}
+    for member, category in ids.items():
+        by_category.setdefault(category, []).append(member)
+    pipe = client.pipeline(transaction=False)
+    for category, members in by_category.items():
+        pipe.hmget(info_key(category), members)
+    infos = pipe.execute()
+
+    hits = []
+    for members, values in zip(by_category.values(), infos, strict=True):
+        for member, info in zip(members, values, strict=True):
+            if info is None:
+                log.debug("search: member %s left during the search", member)
+                continue
+            name, city, lon, lat = orjson.loads(info)
+            distance_m = geo.great_circle_m(search.lon, search.lat, lon, lat)
+            hit = Hit(int(member), name, city, lon, lat, distance_m)
+            if not search.covers(lon, lat, distance_m):
+                continue
+            if after_key is not None and (distance_m, hit.id) <= after_key:
+                continue
+            hits.append(hit)
+
+    hits.sort(key=lambda hit: (hit.distance_m, hit.id))
+    return hits
 
 
 def index_meta(client: redis.Redis) -> dict[str, str]:

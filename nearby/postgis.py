@@ -6,6 +6,7 @@ converted to the model sphere of :mod:`nearby.geo`, so that this backend and
 Redis measure alike.
 """
 
+import dataclasses
 import io
 import logging
 import re
@@ -19,6 +20,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection
 from sqlalchemy import Engine
+from sqlalchemy import TextClause
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import InterfaceError
@@ -28,6 +30,7 @@ from sqlalchemy.schema import CreateIndex
 
 from nearby import geo
 from nearby import models
+from nearby.errors import AreaTooLarge
 from nearby.errors import BackendUnavailable
 from nearby.errors import SchemaMissing
 from nearby.errors import UnknownCategory
@@ -266,23 +269,125 @@ COUNTRY_COUNTS_SQL = text(
 
 CENTER_SQL = "ST_SetSRID(ST_MakePoint(:lon, :lat), 4326)::geography"
 
-SEARCH_SQL = text(
-    f"""
-    SELECT id, name, city,
-           ST_Y(location::geometry) AS lat,
-           ST_X(location::geometry) AS lon,
-           ST_Distance(location, {CENTER_SQL}, false) AS distance_pg
-    FROM profiles
-    WHERE categories @> ARRAY[CAST(:category AS text)]
-      AND ST_DWithin(location, {CENTER_SQL}, :radius_pg, false)
-    ORDER BY distance_pg, id
-    LIMIT :limit
+PAGE_COLUMNS_SQL = """
+    id, name, city, p.lon, p.lat, p.distance_pg
     """
-)
+POINT_SQL = f"""
+    LATERAL (
+        SELECT ST_X(location::geometry) AS lon,
+               ST_Y(location::geometry) AS lat,
+               ST_Distance(location, {CENTER_SQL}, false) AS distance_pg
+    ) AS p
+    """
+AFTER_SQL = """
+    AND (p.distance_pg, id) > (
+        ST_Distance(
+            ST_SetSRID(ST_MakePoint(:after_lon, :after_lat), 4326)::geography,
+            ST_SetSRID(ST_MakePoint(:lon, :lat), 4326)::geography,
+            false
+        ),
+        :after_id
+    )
+    """
+"""Keeps the results past the last one of the page before, in (distance, id)
+order; the last one's distance is measured here as every row's is, so that
+ties at one spot continue by id."""
 
-CATEGORY_EXISTS_SQL = text(
-    "SELECT EXISTS (SELECT 1 FROM profiles "
-    "WHERE categories @> ARRAY[CAST(:category AS text)])"
+BOX_SQL = """
+    AND ST_Y(location::geometry) BETWEEN :south AND :north
+    AND CASE
+        WHEN :west <= :east THEN
+            ST_X(location::geometry) BETWEEN :west AND :east
+            OR (abs(ST_X(location::geometry)) = 180 AND (:west = -180 OR :east = 180))
+        ELSE ST_X(location::geometry) >= :west OR ST_X(location::geometry) <= :east
+    END
+    """
+"""Exact longitude/latitude bounds of a box; longitudes -180 and 180 are one
+meridian."""
+
+
+def _area_sql(box: bool, after: bool) -> TextClause:
+    return text(
+        f"""
+        WITH area AS MATERIALIZED (
+            SELECT id, name, city, location
+            FROM profiles
+            WHERE categories && CAST(:categories AS text[])
+              AND ST_DWithin(location, {CENTER_SQL}, :radius_pg, false)
+              {BOX_SQL if box else ""}
+            LIMIT :scan_limit
+        )
+        SELECT counted.scanned, page.*
+        FROM (SELECT count(*) AS scanned FROM area) AS counted
+        LEFT JOIN LATERAL (
+            SELECT {PAGE_COLUMNS_SQL}
+            FROM area, {POINT_SQL}
+            WHERE true {AFTER_SQL if after else ""}
+            ORDER BY p.distance_pg, id
+            LIMIT :page_limit
+        ) AS page ON true
+        """
+    )
+
+
+def _nearest_sql(after: bool) -> TextClause:
+    return text(
+        f"""
+        WITH near AS MATERIALIZED (
+            SELECT location
+            FROM profiles
+            WHERE categories && CAST(:categories AS text[])
+              AND ST_DWithin(location, {CENTER_SQL}, :radius_pg, false)
+            ORDER BY location <-> {CENTER_SQL}
+            LIMIT :depth
+        )
+        SELECT {PAGE_COLUMNS_SQL}
+        FROM profiles, {POINT_SQL}
+        WHERE categories && CAST(:categories AS text[])
+          AND ST_DWithin(
+              location,
+              {CENTER_SQL},
+              (
+                  SELECT least(max(ST_Distance(location, {CENTER_SQL}, false))
+                               + :reach_slack_pg, :radius_pg)
+                  FROM near
+              ),
+              false
+          )
+          {AFTER_SQL if after else ""}
+        ORDER BY p.distance_pg, id
+        LIMIT :page_limit
+        """
+    )
+
+
+AREA_SQL = {
+    (box, after): _area_sql(box, after)
+    for box in (False, True)
+    for after in (False, True)
+}
+"""A radius or box search: the area's members, at most ``scan_limit`` of them
+and counted, then one page of them nearest first. The count tells a search
+that covers too many members, before any is sorted."""
+
+NEAREST_SQL = {after: _nearest_sql(after) for after in (False, True)}
+"""A nearest search. The GiST index walks out from the centre to the ``depth``
+nearest members by ``<->``; the farthest of them bounds a circle that holds at
+least ``depth`` members, so the nearest ones by the model distance are all in
+it, and those are sorted exactly."""
+
+REACH_SLACK_PG = 1e-6
+"""Metres added to the circle of a nearest search, against rounding in the last
+digit between ``ST_Distance`` and ``ST_DWithin``; members it lets in beyond
+the page are cut by the sort."""
+
+UNKNOWN_CATEGORY_SQL = text(
+    """
+    SELECT c FROM unnest(CAST(:categories AS text[])) WITH ORDINALITY AS t(c, n)
+    WHERE NOT EXISTS (SELECT 1 FROM profiles WHERE categories @> ARRAY[c])
+    ORDER BY n
+    LIMIT 1
+    """
 )
 
 STREAM_SQL = text(
@@ -556,36 +661,56 @@ def copy_encoded(dbapi_connection, data: bytes) -> None:
         cursor.copy_expert(COPY_SQL, io.BytesIO(data), size=COPY_CHUNK_BYTES)
 
 
-def search(
-    engine: Engine,
-    *,
-    lon: float,
-    lat: float,
-    radius_m: float,
-    category: str,
-    limit: int,
-) -> list[Hit]:
-    """Return up to ``limit`` profiles of ``category`` within ``radius_m``.
+def search(engine: Engine, search: geo.Search) -> list[Hit]:
+    """Return up to ``search.limit + 1`` profiles of one page of ``search``.
 
     Nearest first, ties by id; distances on the model sphere. The GiST index
-    on location answers ``ST_DWithin``, the GIN index the category test.
+    on location answers ``ST_DWithin`` and ``<->``, the GIN index the
+    category test.
 
     Raises:
-        UnknownCategory: no profile has ``category``.
+        AreaTooLarge: a radius or box search covers more than
+            ``search.max_scan`` members.
+        UnknownCategory: no profile has one of the categories.
         BackendUnavailable: PostgreSQL is unreachable or the query timed out.
         SchemaMissing: the profiles table does not exist.
     """
     params = {
-        "lon": lon,
-        "lat": lat,
-        "radius_pg": radius_m * geo.MODEL_TO_POSTGIS,
-        "category": category,
-        "limit": limit,
+        "lon": search.lon,
+        "lat": search.lat,
+        "radius_pg": search.radius_m * geo.MODEL_TO_POSTGIS,
+        "categories": list(search.categories),
+        "page_limit": search.limit + 1,
     }
+    after = search.after is not None
+    if after:
+        params |= {
+            "after_lon": search.after.lon,
+            "after_lat": search.after.lat,
+            "after_id": search.after.id,
+        }
+
+    if search.shape is geo.Shape.NEAREST:
+        statement = NEAREST_SQL[after]
+        params |= {"depth": search.depth, "reach_slack_pg": REACH_SLACK_PG}
+    else:
+        statement = AREA_SQL[search.box is not None, after]
+        params["scan_limit"] = search.max_scan + 1
+        if search.box is not None:
+            params |= dataclasses.asdict(search.box)
+
     with connect(engine) as conn:
-        rows = conn.execute(SEARCH_SQL, params).all()
-        if not rows and not category_exists(conn, category):
-            raise UnknownCategory(category)
+        rows = conn.execute(statement, params).all()
+        if rows and "scanned" in rows[0]._fields and rows[0].scanned > search.max_scan:
+            raise AreaTooLarge(box=search.box is not None, max_scan=search.max_scan)
+
+        rows = [row for row in rows if row.id is not None]
+        if not rows or len(search.categories) > 1:
+            unknown = conn.execute(
+                UNKNOWN_CATEGORY_SQL, {"categories": list(search.categories)}
+            ).scalar()
+            if unknown is not None:
+                raise UnknownCategory(unknown)
 
     return [
         Hit(
@@ -625,11 +750,6 @@ def connect(engine: Engine) -> Iterator[Connection]:
     except DBAPIError as exc:
         log.error("postgis: statement failed: %s", _first_line(exc))
         raise BackendUnavailable("postgis", f"failed: {_first_line(exc)}") from exc
-
-
-def category_exists(conn: Connection, category: str) -> bool:
-    """Tell whether any profile holds ``category``."""
-    return conn.execute(CATEGORY_EXISTS_SQL, {"category": category}).scalar_one()
 
 
 def category_counts(conn: Connection) -> Iterator[tuple[str, int]]:

@@ -1,20 +1,37 @@
-"""The query of /nearby/*: its parameter names, and parsing the query string.
+"""The query of /nearby*: its parameters, parsing them, and the paging cursor.
 
+:class:`NearbyQuery` declares every parameter with its type, bounds and
+description; it validates requests and :mod:`nearby.openapi` documents it.
 :func:`parse_nearby` turns the raw query string into a frozen
 :class:`NearbyQuery` or raises :class:`~nearby.errors.BadParameter` naming the
 parameter at fault. Nothing else in nearby looks at what users typed.
 
+A query has one of three shapes:
+
+- ``lat``, ``lon`` and ``radius``: the profiles within the radius;
+- ``lat`` and ``lon`` alone: the ``limit`` nearest, out to the configured
+  greatest radius;
+- ``bbox=west,south,east,north``: the profiles in the box, measured and
+  ordered from its centre; ``west > east`` crosses the antimeridian.
+
+``category`` is one slug or several joined by commas, meaning any of them.
 Numbers are plain ASCII decimals: an optional sign, digits, an optional
 fraction and an optional exponent (``-33.86``, ``1e3``). Anything else, such as
 ``0x10``, ``1_000``, `` 5``, ``NaN`` or ``inf``, is unparsable; so is a number
 too large to be finite. ``limit`` is a whole number.
+
+A ``cursor`` names the last result of the page before and a digest of the
+query it belongs to; it is base64url text with no meaning to clients.
 """
 
+import base64
+import hashlib
 import re
 from collections.abc import Mapping
 from typing import Annotated
 from typing import Literal
 
+import orjson
 from pydantic import BaseModel
 from pydantic import ConfigDict
 from pydantic import Field
@@ -29,22 +46,44 @@ from nearby.errors import BadParameter
 LAT = "lat"
 LON = "lon"
 RADIUS = "radius"
+BBOX = "bbox"
 UNIT = "unit"
 CATEGORY = "category"
 LIMIT = "limit"
+CURSOR = "cursor"
+FORMAT = "format"
 
 DEFAULT_UNIT = "km"
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 1000
+MAX_CATEGORIES = 20
+CURSOR_MAX_LENGTH = 256
+CURSOR_VERSION = 1
+BBOX_EDGES = ("west", "south", "east", "north")
+
+GEOJSON = "geojson"
+GEOJSON_MEDIA_TYPE = "application/geo+json"
 
 DECIMAL = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 INTEGER = re.compile(r"[+-]?[0-9]+")
+BASE64URL = r"^[A-Za-z0-9_-]+$"
 
 Unit = Literal["m", "km", "mi", "ft"]
+Format = Literal["json", "geojson"]
+Category = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=CATEGORY_MAX_LENGTH,
+        pattern=f"^{CATEGORY_PATTERN.pattern}$",
+    ),
+]
+Longitude = Annotated[float, Field(ge=-180, le=180)]
+Latitude = Annotated[float, Field(ge=-90, le=90)]
 
 
 class NearbyQuery(BaseModel):
-    """A validated proximity query: profiles of ``category`` within ``radius``.
+    """A validated query of /nearby, /nearby/redis and /nearby/postgis.
 
     ``lat`` and ``lon`` are in degrees, ``radius`` is in ``unit``;
     :attr:`radius_m` gives it in metres.
@@ -52,37 +91,121 @@ class NearbyQuery(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
-    lat: Annotated[float, Field(ge=-90, le=90, description="Latitude in degrees.")]
-    lon: Annotated[float, Field(ge=-180, le=180, description="Longitude in degrees.")]
-    radius: Annotated[float, Field(gt=0, description="Search radius, in `unit`.")]
+    category: Annotated[
+        list[Category],
+        Field(
+            min_length=1,
+            max_length=MAX_CATEGORIES,
+            description="Category slug, e.g. `python-developer`, or up to "
+            f"{MAX_CATEGORIES} joined by commas: profiles of any of them, each "
+            "once.",
+        ),
+    ]
+    lat: Annotated[
+        float | None,
+        Field(
+            ge=-90,
+            le=90,
+            description="Latitude of the centre, in degrees. Required with "
+            "`lon`, unless `bbox` is given.",
+        ),
+    ] = None
+    lon: Annotated[
+        float | None,
+        Field(
+            ge=-180,
+            le=180,
+            description="Longitude of the centre, in degrees. Required with "
+            "`lat`, unless `bbox` is given.",
+        ),
+    ] = None
+    radius: Annotated[
+        float | None,
+        Field(
+            gt=0,
+            description="Search radius, in `unit`. Without it, the `limit` "
+            "nearest profiles are returned, searched out to the server's "
+            "greatest radius (1,000 km unless configured otherwise).",
+        ),
+    ] = None
+    bbox: Annotated[
+        tuple[Longitude, Latitude, Longitude, Latitude] | None,
+        Field(
+            description="Box `west,south,east,north` in degrees, instead of "
+            "`lat`, `lon` and `radius`. `west` greater than `east` crosses the "
+            "antimeridian. Results are ordered, and their distance measured, "
+            "from the box's centre.",
+        ),
+    ] = None
     unit: Annotated[Unit, Field(description="Unit of `radius` and distances.")] = (
         DEFAULT_UNIT
     )
-    category: Annotated[
-        str,
+    limit: Annotated[
+        int, Field(ge=1, le=MAX_LIMIT, description="Most results on one page.")
+    ] = DEFAULT_LIMIT
+    cursor: Annotated[
+        str | None,
         Field(
             min_length=1,
-            max_length=CATEGORY_MAX_LENGTH,
-            pattern=f"^{CATEGORY_PATTERN.pattern}$",
-            description="Category slug, e.g. `python-developer`.",
+            max_length=CURSOR_MAX_LENGTH,
+            pattern=BASE64URL,
+            description="`next_cursor` of the page before, to get the next page "
+            "of the same query.",
         ),
-    ]
-    limit: Annotated[
-        int, Field(ge=1, le=MAX_LIMIT, description="Most results to return.")
-    ] = DEFAULT_LIMIT
+    ] = None
+    format: Annotated[
+        Format | None,
+        Field(
+            description="`geojson` for a GeoJSON FeatureCollection; without it, "
+            "`Accept: application/geo+json` asks for GeoJSON too.",
+        ),
+    ] = None
 
     @property
-    def radius_m(self) -> float:
+    def shape(self) -> geo.Shape:
+        if self.bbox is not None:
+            return geo.Shape.BOX
+        if self.radius is None:
+            return geo.Shape.NEAREST
+        return geo.Shape.RADIUS
+
+    @property
+    def categories(self) -> tuple[str, ...]:
+        """The categories asked for, each once, in the order given."""
+        return tuple(dict.fromkeys(self.category))
+
+    @property
+    def radius_m(self) -> float | None:
         """The radius in metres."""
-        return self.radius * geo.UNIT_M[self.unit]
+        return None if self.radius is None else self.radius * geo.UNIT_M[self.unit]
 
     @property
     def unit_m(self) -> float:
         """Metres in one ``unit``."""
         return geo.UNIT_M[self.unit]
 
+    @property
+    def box(self) -> geo.Box | None:
+        return None if self.bbox is None else geo.Box(*self.bbox)
+
+    def center(self) -> tuple[float, float]:
+        """Return ``(lon, lat)`` that distances are measured from."""
+        if self.bbox is not None:
+            return self.box.center()
+        return self.lon, self.lat
+
+    def digest(self) -> str:
+        """Return a digest of what selects and orders results (not the page)."""
+        shape = [self.shape.value, sorted(set(self.category))]
+        if self.bbox is not None:
+            shape.append(list(self.bbox))
+        else:
+            shape += [self.lon, self.lat, self.radius_m]
+        return hashlib.blake2b(orjson.dumps(shape), digest_size=9).hexdigest()
+
 
 NUMBER_PARAMS = {LAT: DECIMAL, LON: DECIMAL, RADIUS: DECIMAL, LIMIT: INTEGER}
+LIST_PARAMS = (CATEGORY, BBOX)
 SHOWN_CHARS = 40
 """Longest given value quoted whole in an error message; longer ones are cut."""
 
@@ -91,11 +214,27 @@ def parse_nearby(args: MultiDict | Mapping[str, str]) -> NearbyQuery:
     """Return the :class:`NearbyQuery` that the query string ``args`` asks for.
 
     Raises:
-        BadParameter: a parameter is unknown, repeated, missing, unparsable or
-            out of range; ``param`` names the first one at fault.
+        BadParameter: a parameter is unknown, repeated, missing, unparsable,
+            out of range or not allowed beside another; ``param`` names the
+            first one at fault.
     """
     values = _single_values(args)
+    _check_numbers(values)
+    fields = {
+        name: value.split(",") if name in LIST_PARAMS else value
+        for name, value in values.items()
+    }
 
+    try:
+        query = NearbyQuery.model_validate(fields)
+    except ValidationError as exc:
+        raise _bad_parameter(exc, values) from None
+
+    _check_shape(query)
+    return query
+
+
+def _check_numbers(values: dict[str, str]) -> None:
     for name, pattern in NUMBER_PARAMS.items():
         if name in values and not pattern.fullmatch(values[name]):
             kind = "a whole number" if pattern is INTEGER else "a decimal number"
@@ -103,16 +242,42 @@ def parse_nearby(args: MultiDict | Mapping[str, str]) -> NearbyQuery:
                 name, f"{name} must be {kind}, got {_shown(values[name])}"
             )
 
-    try:
-        query = NearbyQuery.model_validate(values)
-    except ValidationError as exc:
-        raise _bad_parameter(exc, values) from None
+    if BBOX in values:
+        edges = values[BBOX].split(",")
+        if len(edges) != len(BBOX_EDGES):
+            raise BadParameter(
+                BBOX,
+                "bbox must be four numbers west,south,east,north, got "
+                f"{_shown(values[BBOX])}",
+            )
+        for edge, value in zip(BBOX_EDGES, edges, strict=True):
+            if not DECIMAL.fullmatch(value):
+                raise BadParameter(
+                    BBOX, f"bbox {edge} must be a decimal number, got {_shown(value)}"
+                )
 
-    if query.radius_m <= 0:
+
+def _check_shape(query: NearbyQuery) -> None:
+    if query.bbox is not None:
+        for name in (LAT, LON, RADIUS):
+            if getattr(query, name) is not None:
+                raise BadParameter(
+                    name, f"{name} cannot be given with bbox; give one or the other"
+                )
+        west, south, east, north = query.bbox
+        if south > north:
+            raise BadParameter(
+                BBOX, f"bbox south ({south}) must not be north of north ({north})"
+            )
+        return
+
+    for name in (LAT, LON):
+        if getattr(query, name) is None:
+            raise BadParameter(name, f"{name} is required, unless bbox is given")
+    if query.radius is not None and query.radius_m <= 0:
         raise BadParameter(
             RADIUS, f"radius is too small to measure, got {query.radius}"
         )
-    return query
 
 
 def _shown(value: str) -> str:
@@ -147,24 +312,38 @@ def _single_values(args: MultiDict | Mapping[str, str]) -> dict[str, str]:
 
 def _bad_parameter(exc: ValidationError, values: dict[str, str]) -> BadParameter:
     error = exc.errors()[0]
-    name = str(error["loc"][0]) if error["loc"] else ""
+    loc = error["loc"]
+    name = str(loc[0]) if loc else ""
+    given = error.get("input")
+    shown = _shown(given) if isinstance(given, str) else _shown(values.get(name, ""))
 
     if error["type"] == "missing":
         return BadParameter(name, f"{name} is required")
     if name == UNIT:
+        return BadParameter(name, f"unit must be one of m, km, mi, ft, got {shown}")
+    if name == FORMAT:
+        return BadParameter(name, f"format must be json or geojson, got {shown}")
+    if name == CURSOR:
+        return BadParameter(name, f"cursor is not one this service gave, got {shown}")
+    if name == CATEGORY and error["type"] == "too_long":
         return BadParameter(
-            name, f"unit must be one of m, km, mi, ft, got {_shown(values[name])}"
+            name,
+            f"category lists at most {MAX_CATEGORIES} categories, got "
+            f"{len(values[name].split(','))}",
         )
     if name == CATEGORY:
         return BadParameter(
             name,
             "category must be a slug of 1 to 64 lowercase ASCII letters, digits and "
-            f"single hyphens, got {_shown(values[name])}",
+            f"single hyphens, or several joined by commas, got {shown}",
         )
+
+    label = name
+    if name == BBOX and len(loc) > 1 and isinstance(loc[1], int):
+        label = f"bbox {BBOX_EDGES[loc[1]]}"
+        shown = _shown(values[BBOX].split(",")[loc[1]])
     if error["type"] == "finite_number":
-        return BadParameter(
-            name, f"{name} must be a finite number, got {_shown(values[name])}"
-        )
+        return BadParameter(name, f"{label} must be a finite number, got {shown}")
 
     ctx = error.get("ctx", {})
     bounds = {
@@ -174,6 +353,107 @@ def _bad_parameter(exc: ValidationError, values: dict[str, str]) -> BadParameter
     }
     if error["type"] in bounds:
         return BadParameter(
-            name, f"{name} must be {bounds[error['type']]}, got {_shown(values[name])}"
+            name, f"{label} must be {bounds[error['type']]}, got {shown}"
         )
-    return BadParameter(name, f"{name}: {error['msg']}")
+    return BadParameter(name, f"{label}: {error['msg']}")
+
+
+def wants_geojson(query: NearbyQuery, accept: str | None) -> bool:
+    """Tell whether the answer should be GeoJSON.
+
+    ``format`` decides when given; otherwise an ``Accept`` header that names
+    ``application/geo+json`` asks for it.
+    """
+    if query.format is not None:
+        return query.format == GEOJSON
+    return bool(accept) and GEOJSON_MEDIA_TYPE in accept.lower()
+
+
+def encode_cursor(query: NearbyQuery, last: geo.Hit, offset: int) -> str:
+    """Return the cursor of the page after the one that ended with ``last``.
+
+    ``offset`` counts the results up to and including ``last``.
+    """
+    payload = [CURSOR_VERSION, query.digest(), offset, last.id, last.lon, last.lat]
+    return base64.urlsafe_b64encode(orjson.dumps(payload)).rstrip(b"=").decode()
+
+
+def decode_cursor(query: NearbyQuery, max_offset: int) -> geo.After | None:
+    """Return where the page of ``query.cursor`` starts, or None without one.
+
+    Raises:
+        BadParameter: the cursor is not one this service made, belongs to
+            another query, or reaches past ``max_offset`` results.
+    """
+    if query.cursor is None:
+        return None
+
+    try:
+        text = query.cursor + "=" * (-len(query.cursor) % 4)
+        version, digest, offset, last_id, lon, lat = orjson.loads(
+            base64.urlsafe_b64decode(text)
+        )
+        after = geo.After(id=last_id, lon=lon, lat=lat, offset=offset)
+        valid = (
+            version == CURSOR_VERSION
+            and isinstance(digest, str)
+            and all(type(value) is int for value in (offset, last_id))
+            and all(type(value) is float for value in (lon, lat))
+            and offset >= 1
+            and -180 <= lon <= 180
+            and -90 <= lat <= 90
+        )
+    except (ValueError, TypeError):
+        valid = False
+    if not valid:
+        raise BadParameter(
+            CURSOR, f"cursor is not one this service gave, got {_shown(query.cursor)}"
+        )
+
+    if digest != query.digest():
+        raise BadParameter(
+            CURSOR,
+            "cursor belongs to another query; page with the same category, centre, "
+            "radius or bbox as the query that returned it",
+        )
+    if offset + query.limit > max_offset:
+        raise BadParameter(
+            CURSOR,
+            f"pages end {max_offset} results from the first; narrow the query "
+            "(a smaller radius or box, or fewer categories) to see farther",
+        )
+    return after
+
+
+def to_search(
+    query: NearbyQuery, *, nearest_max_m: float, max_scan: int, max_offset: int
+) -> geo.Search:
+    """Return the :class:`~nearby.geo.Search` both backends run for ``query``.
+
+    ``nearest_max_m`` bounds a search without a radius; ``max_scan`` and
+    ``max_offset`` are the limits of :class:`~nearby.geo.Search` and
+    :func:`decode_cursor`.
+
+    Raises:
+        BadParameter: the cursor is not valid for this query.
+    """
+    lon, lat = query.center()
+    box = query.box
+    if box is not None:
+        radius_m = box.circumradius_m()
+    elif query.radius_m is not None:
+        radius_m = query.radius_m
+    else:
+        radius_m = nearest_max_m
+
+    return geo.Search(
+        shape=query.shape,
+        categories=query.categories,
+        lon=lon,
+        lat=lat,
+        radius_m=radius_m,
+        limit=query.limit,
+        max_scan=max_scan,
+        box=box,
+        after=decode_cursor(query, max_offset),
+    )

@@ -24,10 +24,18 @@ def _with(**changes):
     return params
 
 
+BOX = {"bbox": "2,48,3,49", "lat": "48.5", "category": "developers"}
+
+
+def _box(**changes):
+    params = {"bbox": "2,48,3,49", "category": "developers"}
+    params.update(changes)
+    return params
+
+
 BAD_REQUESTS = [
     pytest.param(_with(lat=None), "lat", id="lat-missing"),
     pytest.param(_with(lon=None), "lon", id="lon-missing"),
-    pytest.param(_with(radius=None), "radius", id="radius-missing"),
     pytest.param(_with(category=None), "category", id="category-missing"),
     pytest.param(_with(lat="abc"), "lat", id="lat-not-a-number"),
     pytest.param(_with(lat="NaN"), "lat", id="lat-nan"),
@@ -60,6 +68,29 @@ BAD_REQUESTS = [
     pytest.param(_with(category=""), "category", id="category-empty"),
     pytest.param(_with(category="caf\u00e9"), "category", id="category-non-ascii"),
     pytest.param(_with(radius_km="5"), "radius_km", id="unknown-parameter"),
+    pytest.param(_with(category="developers,"), "category", id="category-list-empty"),
+    pytest.param(_with(category="a,B"), "category", id="category-list-bad-slug"),
+    pytest.param(
+        _with(category=",".join(f"c{n}" for n in range(21))),
+        "category",
+        id="category-list-too-long",
+    ),
+    pytest.param(BOX, "lat", id="bbox-with-lat"),
+    pytest.param(_box(bbox="1,2,3"), "bbox", id="bbox-three-numbers"),
+    pytest.param(_box(bbox="1,2,3,4,5"), "bbox", id="bbox-five-numbers"),
+    pytest.param(_box(bbox="1,2,x,4"), "bbox", id="bbox-not-a-number"),
+    pytest.param(_box(bbox="1,2,nan,4"), "bbox", id="bbox-nan"),
+    pytest.param(_box(bbox="-181,2,3,4"), "bbox", id="bbox-west-below-minus-180"),
+    pytest.param(_box(bbox="1,2,3,91"), "bbox", id="bbox-north-above-90"),
+    pytest.param(_box(bbox="1,5,3,4"), "bbox", id="bbox-south-above-north"),
+    pytest.param(_box(bbox=""), "bbox", id="bbox-empty"),
+    pytest.param(_box(bbox="1,2,3,4", radius="5"), "radius", id="bbox-with-radius"),
+    pytest.param(_with(lat=None, lon=None), "lat", id="no-centre-and-no-bbox"),
+    pytest.param(_with(cursor="!!"), "cursor", id="cursor-not-base64"),
+    pytest.param(_with(cursor="abcd"), "cursor", id="cursor-not-ours"),
+    pytest.param(_with(cursor="W10"), "cursor", id="cursor-empty-list"),
+    pytest.param(_with(cursor="a" * 300), "cursor", id="cursor-too-long"),
+    pytest.param(_with(format="xml"), "format", id="format-unknown"),
 ]
 
 

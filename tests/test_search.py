@@ -78,7 +78,7 @@ def test_results_carry_the_profile_fields_and_exact_coordinates(backend, place):
     assert body["center"] == {"lat": 48.86, "lon": 2.35}
     assert body["radius"] == 1
     assert body["unit"] == "km"
-    assert body["category"] == "developers"
+    assert body["categories"] == ["developers"]
 
 
 @pytest.mark.parametrize("unit", ["m", "km", "mi", "ft"])
