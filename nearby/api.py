@@ -19,6 +19,7 @@ from nearby import geo
 from nearby import geoindex
 from nearby import postgis
 from nearby.errors import RETRY_AFTER_SECONDS
+from nearby.errors import BackendUnavailable
 from nearby.errors import BeyondRedisLatitude
 from nearby.errors import IndexNotReady
 from nearby.errors import NearbyError
@@ -105,7 +106,7 @@ def _redis_or_reason(search: geo.Search) -> tuple[geoindex.Answer | None, str]:
     try:
         return _redis_search(search), ""
     except REDIS_FALLBACKS as exc:
-        if isinstance(exc, Unavailable):
+        if isinstance(exc, BackendUnavailable):
             log.warning("api: answering from postgis: %s", exc.message)
         return None, f"{exc.code}: {exc.message}"
 
