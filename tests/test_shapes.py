@@ -1,0 +1,627 @@
+"""Every query shape, filter, format and edge, as a table run on both backends.
+
+One scene of hand-placed profiles serves every case. Each case's expected
+answer is computed here from the scene, by a reading of the contract written
+independently of nearby: distances from tests/spherical.py, box membership by
+modular longitude arithmetic, the order (distance, id), pages by ``limit``.
+"""
+
+import math
+import random
+from dataclasses import dataclass
+
+import pytest
+from sqlalchemy import text
+
+from nearby.app import create_app
+from tests import spherical
+
+DEV = "developers"
+PY = "python-developer"
+DESIGN = "designers"
+POLAR = "polar-researchers"
+
+NEAREST_MAX_M = 1_000_000.0
+UNITS_M = {"m": 1.0, "km": 1000.0, "mi": spherical.MILE_M, "ft": spherical.FEET_M}
+PARIS = (2.3522, 48.8566)
+SUVA = (178.4419, -18.1416)
+SVALBARD = (15.6356, 78.2232)
+MID_ATLANTIC = (-30.0, 0.0)
+
+
+def _near(center, bearing, metres):
+    return spherical.destination(*center, bearing, metres)
+
+
+def _scene():
+    """(name, lon, lat, categories) of every profile of the scene."""
+    profiles = [
+        ("at-paris-centre", *PARIS, [DEV, PY]),
+        ("paris-same-spot-a", *_near(PARIS, 30, 700), [DEV]),
+        ("paris-same-spot-b", *_near(PARIS, 30, 700), [DEV, PY]),
+        ("paris-same-spot-c", *_near(PARIS, 30, 700), [DEV]),
+        ("paris-designer", *_near(PARIS, 200, 1500), [DESIGN]),
+        ("paris-designer-dev", *_near(PARIS, 250, 2500), [DESIGN, DEV]),
+        ("lyon", 4.8357, 45.7640, [DEV]),
+        ("london", -0.1276, 51.5072, [DEV, PY]),
+        ("new-york", -74.0060, 40.7128, [DEV]),
+        ("sydney", 151.2093, -33.8688, [DEV, DESIGN]),
+        ("suva", *SUVA, [DEV]),
+        ("taveuni-east", -179.95, -16.8, [DEV]),
+        ("antimeridian-plus", 180.0, -17.0, [DEV]),
+        ("antimeridian-minus", -180.0, -17.5, [DEV]),
+        ("svalbard", *SVALBARD, [DEV, POLAR]),
+        ("north-of-redis", 20.0, 86.0, [POLAR]),
+        ("south-pole-station", 0.0, -89.9, [POLAR]),
+    ]
+    profiles += [
+        (
+            "atlantic-just-in-reach",
+            *_near(MID_ATLANTIC, 90, NEAREST_MAX_M - 100),
+            [DEV],
+        ),
+        (
+            "atlantic-just-out-of-reach",
+            *_near(MID_ATLANTIC, 0, NEAREST_MAX_M + 100),
+            [DEV],
+        ),
+    ]
+    for number in range(12):
+        profiles.append(
+            (
+                f"paris-ring-{number}",
+                *_near(PARIS, number * 30, 3000 + 137 * number),
+                [DEV],
+            )
+        )
+    return profiles
+
+
+SCENE = _scene()
+
+
+@dataclass(frozen=True)
+class Case:
+    """A query and what the contract says it returns."""
+
+    params: dict
+    pages: int = 1
+
+
+def _center(params) -> tuple[float, float]:
+    if "bbox" in params:
+        west, south, east, north = (float(v) for v in params["bbox"].split(","))
+        span = (east - west) % 360 or (360.0 if east != west else 0.0)
+        lon = west + span / 2
+        return (lon + 180) % 360 - 180, (south + north) / 2
+    return float(params["lon"]), float(params["lat"])
+
+
+def _in_box(bbox: str, lon: float, lat: float) -> bool:
+    west, south, east, north = (float(v) for v in bbox.split(","))
+    if not south <= lat <= north:
+        return False
+    span = east - west if east >= west else east - west + 360
+    return span >= 360 or (lon - west) % 360 <= span
+
+
+def _expected(params, ids) -> list[tuple[int, float]]:
+    """(id, distance in metres) of every result, all pages, in order.
+
+    A search without radius or box pages on, nearest first, out to the
+    greatest radius."""
+    wanted = set(params["category"].split(","))
+    center = _center(params)
+    rows = []
+    for pid, (_, lon, lat, categories) in zip(ids, SCENE, strict=True):
+        if not wanted & set(categories):
+            continue
+        distance_m = spherical.distance_m(*center, lon, lat)
+        if "bbox" in params:
+            inside = _in_box(params["bbox"], lon, lat)
+        elif "radius" in params:
+            unit_m = UNITS_M[params.get("unit", "km")]
+            inside = distance_m <= float(params["radius"]) * unit_m
+        else:
+            inside = distance_m <= NEAREST_MAX_M
+        if inside:
+            rows.append((distance_m, pid))
+    rows.sort()
+    return [(pid, distance_m) for distance_m, pid in rows]
+
+
+CASES = {
+    "radius-nearest-first": Case({"lon": PARIS[0], "lat": PARIS[1], "radius": 5}),
+    "radius-in-metres": Case(
+        {"lon": PARIS[0], "lat": PARIS[1], "radius": 3300, "unit": "m"}
+    ),
+    "radius-in-miles": Case(
+        {"lon": PARIS[0], "lat": PARIS[1], "radius": 2, "unit": "mi"}
+    ),
+    "radius-in-feet": Case(
+        {"lon": PARIS[0], "lat": PARIS[1], "radius": 12000, "unit": "ft"}
+    ),
+    "radius-most-of-the-globe": Case(
+        {"lon": PARIS[0], "lat": PARIS[1], "radius": 19500, "limit": 1000}
+    ),
+    "radius-paged-through-ties": Case(
+        {"lon": PARIS[0], "lat": PARIS[1], "radius": 5, "limit": 1}, pages=20
+    ),
+    "radius-paged-by-three": Case(
+        {"lon": PARIS[0], "lat": PARIS[1], "radius": 5, "limit": 3}, pages=10
+    ),
+    "radius-across-the-antimeridian": Case({"lon": 179.9, "lat": -17.2, "radius": 200}),
+    "radius-from-minus-180": Case({"lon": -180, "lat": -17.2, "radius": 60}),
+    "radius-from-plus-180": Case({"lon": 180, "lat": -17.2, "radius": 60}),
+    "nearest-three": Case({"lon": PARIS[0], "lat": PARIS[1], "limit": 3}),
+    "nearest-paged": Case({"lon": PARIS[0], "lat": PARIS[1], "limit": 4}, pages=8),
+    "nearest-far-away-only": Case({"lon": -65.0, "lat": 40.0, "limit": 5}),
+    "nearest-at-the-edge-of-reach": Case(
+        {"lon": MID_ATLANTIC[0], "lat": MID_ATLANTIC[1], "limit": 5}
+    ),
+    "nearest-none-within-reach": Case({"lon": -140.0, "lat": 0.0, "limit": 5}),
+    "nearest-across-the-antimeridian": Case({"lon": 179.99, "lat": -17.0, "limit": 4}),
+    "nearest-in-miles": Case({"lon": 2.0, "lat": 48.0, "limit": 2, "unit": "mi"}),
+    "box-around-paris": Case({"bbox": "2.30,48.82,2.40,48.90"}),
+    "box-paged": Case({"bbox": "2.30,48.82,2.40,48.90", "limit": 5}, pages=10),
+    "box-over-europe": Case({"bbox": "-5,40,10,55"}),
+    "box-across-the-antimeridian": Case({"bbox": "178,-20,-179,-15"}),
+    "box-east-edge-at-180": Case({"bbox": "179.5,-18,180,-16"}),
+    "box-west-edge-at-minus-180": Case({"bbox": "-180,-18,-179.5,-16"}),
+    "box-whole-width": Case({"bbox": "-180,-60,180,60", "limit": 1000}),
+    "box-in-feet": Case({"bbox": "2.30,48.82,2.40,48.90", "unit": "ft"}),
+    "categories-any-of-two": Case(
+        {"lon": PARIS[0], "lat": PARIS[1], "radius": 4, "category": f"{PY},{DESIGN}"}
+    ),
+    "categories-overlapping-each-once": Case(
+        {"lon": PARIS[0], "lat": PARIS[1], "radius": 4, "category": f"{DEV},{PY}"}
+    ),
+    "categories-nearest-paged": Case(
+        {"lon": PARIS[0], "lat": PARIS[1], "limit": 2, "category": f"{DESIGN},{PY}"},
+        pages=6,
+    ),
+    "categories-in-a-box": Case({"bbox": "-1,45,5,52", "category": f"{PY},{DESIGN}"}),
+}
+
+
+@pytest.fixture(params=["redis", "postgis", "auto"])
+def endpoint(request):
+    return {"redis": "/nearby/redis", "postgis": "/nearby/postgis", "auto": "/nearby"}[
+        request.param
+    ]
+
+
+@pytest.fixture
+def scene(place, refresh):
+    """The scene's ids, placed and indexed."""
+    ids = place(*SCENE)
+    refresh()
+    return ids
+
+
+def _pages(client, endpoint, params, pages):
+    """Return up to ``pages`` pages of results, and the cursor after them."""
+    results, cursor = [], None
+    for _ in range(pages):
+        query = dict(params) | ({"cursor": cursor} if cursor else {})
+        response = client.get(endpoint, query_string=query)
+        assert response.status_code == 200, response.get_json()
+        body = response.get_json()
+        assert body["count"] == len(body["results"])
+        results.append(body["results"])
+        cursor = body["next_cursor"]
+        if cursor is None:
+            break
+    return results, cursor
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_case_matches_the_contract(client, endpoint, scene, name):
+    case = CASES[name]
+    params = {"category": DEV} | case.params
+    unit_m = UNITS_M[params.get("unit", "km")]
+    limit = int(params.get("limit", 50))
+    expected = _expected(params, scene)
+
+    pages, cursor = _pages(client, endpoint, params, case.pages)
+
+    got = [result for page in pages for result in page]
+    seen = expected[: case.pages * limit]
+    assert [result["id"] for result in got] == [pid for pid, _ in seen]
+    for result, (_, distance_m) in zip(got, seen, strict=True):
+        assert result["distance"] * unit_m == pytest.approx(
+            distance_m, abs=0.01, rel=1e-9
+        )
+    assert all(len(page) == limit for page in pages[:-1])
+    assert (cursor is None) == (len(expected) <= case.pages * limit)
+
+
+def test_every_case_has_results_but_the_empty_ones(scene):
+    empty = {"nearest-none-within-reach"}
+    for name, case in CASES.items():
+        params = {"category": DEV} | case.params
+        assert bool(_expected(params, scene)) == (name not in empty), name
+
+
+BACKENDS = ["/nearby/redis", "/nearby/postgis"]
+
+
+def _get(client, path, **params):
+    response = client.get(path, query_string=params)
+    return response.status_code, response.get_json(), response.headers
+
+
+BEYOND_REDIS = {
+    "centre-beyond": ({"lon": 20.0, "lat": 86.0, "radius": 50}, "lat"),
+    "radius-reaching-beyond": (
+        {"lon": SVALBARD[0], "lat": SVALBARD[1], "radius": 1000},
+        "radius",
+    ),
+    "nearest-reaching-beyond": ({"lon": SVALBARD[0], "lat": SVALBARD[1]}, "lat"),
+    "box-reaching-beyond": ({"bbox": "0,75,30,88"}, "bbox"),
+    "box-centred-beyond": ({"bbox": "0,85.5,30,88"}, "bbox"),
+}
+
+
+@pytest.mark.parametrize("name", BEYOND_REDIS)
+def test_searches_beyond_redis_latitudes_go_to_postgis(client, scene, name):
+    params, param = BEYOND_REDIS[name]
+    params = params | {"category": POLAR}
+    expected = [pid for pid, _ in _expected(params, scene)][:50]
+
+    redis_status, redis_body, _ = _get(client, "/nearby/redis", **params)
+    postgis_status, postgis_body, _ = _get(client, "/nearby/postgis", **params)
+    auto_status, auto_body, auto_headers = _get(client, "/nearby", **params)
+
+    assert redis_status == 400
+    assert redis_body["error"]["code"] == "beyond_redis_latitude"
+    assert redis_body["error"]["param"] == param
+    assert "/nearby/postgis" in redis_body["error"]["message"]
+    assert postgis_status == auto_status == 200
+    assert [r["id"] for r in postgis_body["results"]] == expected
+    assert _id(scene, "north-of-redis") in expected
+    assert auto_body == postgis_body
+    assert auto_headers["X-Backend"] == "postgis"
+    assert "beyond_redis_latitude" in auto_headers["X-Backend-Reason"]
+
+
+@pytest.mark.parametrize(
+    "name", ["radius-reaching-beyond", "nearest-reaching-beyond", "box-reaching-beyond"]
+)
+def test_redis_serves_areas_reaching_beyond_where_the_category_has_no_one(
+    client, scene, name
+):
+    params = BEYOND_REDIS[name][0] | {"category": DEV}
+    expected = [pid for pid, _ in _expected(params, scene)][:50]
+
+    status, body, headers = _get(client, "/nearby", **params)
+
+    assert status == 200
+    assert headers["X-Backend"] == "redis"
+    assert [r["id"] for r in body["results"]] == expected
+    assert expected
+
+
+def _id(scene, name) -> int:
+    return scene[[profile[0] for profile in SCENE].index(name)]
+
+
+def _cluster(db, center, count, spread_m, category, seed=7):
+    """Insert ``count`` profiles within ``spread_m`` of ``center`` in one
+    statement; return [(id, lon, lat)]."""
+    rng = random.Random(seed)
+    points = [
+        _near(center, rng.uniform(0, 360), spread_m * math.sqrt(rng.random()))
+        for _ in range(count)
+    ]
+    with db.begin() as conn:
+        ids = conn.execute(
+            text(
+                "INSERT INTO profiles (name, location, categories) "
+                "SELECT 'cluster', "
+                "ST_SetSRID(ST_MakePoint(lon, lat), 4326)::geography, "
+                "ARRAY[CAST(:category AS text)] "
+                "FROM unnest(CAST(:lons AS float8[]), CAST(:lats AS float8[])) "
+                "WITH ORDINALITY AS t(lon, lat, n) ORDER BY n RETURNING id"
+            ),
+            {
+                "category": category,
+                "lons": [lon for lon, _ in points],
+                "lats": [lat for _, lat in points],
+            },
+        ).scalars()
+        return [(pid, lon, lat) for pid, (lon, lat) in zip(ids, points, strict=True)]
+
+
+@pytest.mark.parametrize("path", BACKENDS)
+def test_nearest_among_thousands_close_by(client, db, refresh, path):
+    members = _cluster(db, PARIS, 3000, 300, DEV)
+    refresh()
+    expected = sorted(
+        (spherical.distance_m(*PARIS, lon, lat), pid) for pid, lon, lat in members
+    )[:7]
+
+    status, body, _ = _get(
+        client, path, category=DEV, lon=PARIS[0], lat=PARIS[1], limit=7, unit="m"
+    )
+
+    assert status == 200
+    assert [r["id"] for r in body["results"]] == [pid for _, pid in expected]
+    for result, (distance_m, _) in zip(body["results"], expected, strict=True):
+        assert result["distance"] == pytest.approx(distance_m, abs=0.01)
+    assert body["next_cursor"] is not None
+
+
+@pytest.fixture
+def client_with(settings, db, redis_client):
+    """Make a client of an app whose settings differ from the tests' ones."""
+    apps = []
+
+    def make(**changes):
+        app = create_app(settings.model_copy(update=changes))
+        apps.append(app)
+        return app.test_client()
+
+    yield make
+    for app in apps:
+        app.extensions["nearby"].engine.dispose()
+
+
+@pytest.fixture
+def capped_client(client_with):
+    """A client of an app that lets a radius or box cover at most 100 members."""
+    return client_with(max_scan_members=100)
+
+
+AREAS = {
+    "radius": {"lon": PARIS[0], "lat": PARIS[1], "radius": 5},
+    "bbox": {"bbox": "2.2,48.7,2.5,49.0"},
+}
+
+
+@pytest.mark.parametrize("path", BACKENDS)
+@pytest.mark.parametrize("shape", AREAS)
+def test_area_holding_more_than_the_cap_is_refused(
+    capped_client, db, refresh, path, shape
+):
+    _cluster(db, PARIS, 101, 3000, DEV)
+    refresh()
+
+    status, body, _ = _get(capped_client, path, category=DEV, **AREAS[shape])
+
+    assert status == 400
+    assert body["error"]["code"] == "area_too_large"
+    assert body["error"]["param"] == shape
+    assert "100" in body["error"]["message"]
+
+
+@pytest.mark.parametrize("path", BACKENDS)
+@pytest.mark.parametrize("shape", AREAS)
+def test_area_holding_the_cap_is_served(capped_client, db, refresh, path, shape):
+    _cluster(db, PARIS, 100, 3000, DEV)
+    _cluster(db, (2.0, 45.0), 500, 3000, DEV, seed=8)
+    refresh()
+
+    status, body, _ = _get(
+        capped_client, path, category=DEV, limit=1000, **AREAS[shape]
+    )
+
+    assert status == 200
+    assert body["count"] == 100
+
+
+@pytest.mark.parametrize("path", BACKENDS)
+def test_nearest_is_not_capped(capped_client, db, refresh, path):
+    _cluster(db, PARIS, 300, 3000, DEV)
+    refresh()
+
+    status, body, _ = _get(
+        capped_client, path, category=DEV, lon=PARIS[0], lat=PARIS[1], limit=200
+    )
+
+    assert status == 200
+    assert body["count"] == 200
+
+
+@pytest.mark.parametrize("path", BACKENDS)
+def test_cursor_of_another_query_is_refused(client, scene, path):
+    params = {"lon": PARIS[0], "lat": PARIS[1], "radius": 5, "limit": 2}
+    _, first, _ = _get(client, path, category=DEV, **params)
+
+    status, body, _ = _get(
+        client,
+        path,
+        category=DEV,
+        **(params | {"radius": 6}),
+        cursor=first["next_cursor"],
+    )
+
+    assert status == 400
+    assert body["error"]["param"] == "cursor"
+    assert "another query" in body["error"]["message"]
+
+
+@pytest.mark.parametrize("path", BACKENDS)
+def test_cursor_survives_a_change_of_limit_unit_and_format(client, scene, path):
+    params = {"category": DEV, "lon": PARIS[0], "lat": PARIS[1]}
+    expected = [pid for pid, _ in _expected(params | {"radius": 5}, scene)]
+    _, first, _ = _get(client, path, **params, radius=5, limit=2)
+
+    status, second, _ = _get(
+        client,
+        path,
+        **params,
+        radius=5000,
+        unit="m",
+        limit=5,
+        format="geojson",
+        cursor=first["next_cursor"],
+    )
+
+    assert status == 200
+    second = {"results": second["features"]}
+    assert [r["id"] for r in first["results"] + second["results"]] == expected[:7]
+    assert len(expected) > 7
+
+
+@pytest.mark.parametrize(("first", "second"), [BACKENDS, BACKENDS[::-1]])
+def test_a_cursor_of_one_backend_pages_on_the_other(client, scene, first, second):
+    params = {
+        "category": DEV,
+        "lon": PARIS[0],
+        "lat": PARIS[1],
+        "radius": 5,
+        "limit": 3,
+    }
+    expected = [pid for pid, _ in _expected(params, scene)]
+    _, page1, _ = _get(client, first, **params)
+
+    _, page2, _ = _get(client, second, **params, cursor=page1["next_cursor"])
+
+    assert [r["id"] for r in page1["results"] + page2["results"]] == expected[:6]
+
+
+@pytest.mark.parametrize("path", BACKENDS)
+def test_pages_stop_at_the_result_window(client_with, db, refresh, path):
+    client = client_with(max_result_window=1000)
+    _cluster(db, PARIS, 1001, 2000, DEV)
+    refresh()
+    params = {"category": DEV, "lon": PARIS[0], "lat": PARIS[1], "limit": 1000}
+    _, first, _ = _get(client, path, **params)
+
+    status, body, _ = _get(client, path, **params, cursor=first["next_cursor"])
+
+    assert status == 400
+    assert body["error"]["param"] == "cursor"
+    assert "1000 results" in body["error"]["message"]
+    assert first["count"] == 1000
+
+
+GEOJSON_ASKS = [
+    pytest.param({"format": "geojson"}, {}, id="format"),
+    pytest.param({}, {"Accept": "application/geo+json"}, id="accept"),
+    pytest.param(
+        {},
+        {"Accept": "text/html;q=0.9, application/geo+json"},
+        id="accept-among-others",
+    ),
+]
+
+
+@pytest.mark.parametrize("path", ["/nearby/redis", "/nearby/postgis", "/nearby"])
+@pytest.mark.parametrize(("params", "headers"), GEOJSON_ASKS)
+def test_geojson_is_a_feature_collection_of_points(
+    client, scene, path, params, headers
+):
+    query = {"category": DEV, "lon": PARIS[0], "lat": PARIS[1], "radius": 5, "limit": 4}
+    expected = _expected(query, scene)[:4]
+    by_id = dict(zip(scene, SCENE, strict=True))
+
+    response = client.get(path, query_string=query | params, headers=headers)
+
+    assert response.status_code == 200
+    assert response.mimetype == "application/geo+json"
+    body = response.get_json(force=True)
+    assert body["type"] == "FeatureCollection"
+    assert [feature["id"] for feature in body["features"]] == [p for p, _ in expected]
+    for feature, (pid, distance_m) in zip(body["features"], expected, strict=True):
+        name, lon, lat, _ = by_id[pid]
+        assert feature["type"] == "Feature"
+        assert feature["geometry"] == {"type": "Point", "coordinates": [lon, lat]}
+        assert feature["properties"]["name"] == name
+        assert feature["properties"]["distance"] * 1000 == pytest.approx(
+            distance_m, abs=0.01
+        )
+    assert body["next_cursor"] is not None
+
+
+def test_format_json_wins_over_accept(client, scene):
+    response = client.get(
+        "/nearby/redis",
+        query_string={"category": DEV, "lon": 2.35, "lat": 48.85, "format": "json"},
+        headers={"Accept": "application/geo+json"},
+    )
+
+    assert response.mimetype == "application/json"
+    assert "results" in response.get_json()
+
+
+def test_redis_answers_say_the_index_age_and_how_long_to_cache(client, scene, settings):
+    status, body, headers = _get(client, "/nearby/redis", category=DEV, lon=2, lat=48)
+
+    assert status == 200
+    assert headers["X-Backend"] == "redis" == body["backend"]
+    age_s = int(headers["X-Index-Age"])
+    assert 0 <= age_s <= 5
+    max_age_s = int(headers["Cache-Control"].removeprefix("max-age="))
+    assert settings.refresh_interval_seconds - age_s - 1 <= max_age_s
+    assert max_age_s <= settings.refresh_interval_seconds
+
+
+def test_postgis_answers_are_not_cached(client, scene):
+    status, body, headers = _get(client, "/nearby/postgis", category=DEV, lon=2, lat=48)
+
+    assert status == 200
+    assert headers["X-Backend"] == "postgis" == body["backend"]
+    assert headers["Cache-Control"] == "no-cache"
+    assert "X-Index-Age" not in headers
+
+
+def test_nearby_uses_postgis_until_the_index_is_built(client, place):
+    (pid,) = place(("only", *PARIS, [DEV]))
+
+    status, body, headers = _get(client, "/nearby", category=DEV, lon=2.35, lat=48.85)
+
+    assert status == 200
+    assert headers["X-Backend"] == "postgis" == body["backend"]
+    assert headers["X-Backend-Reason"].startswith("index_not_ready")
+    assert [r["id"] for r in body["results"]] == [pid]
+
+
+def test_nearby_uses_redis_once_the_index_is_built(client, scene):
+    status, body, headers = _get(client, "/nearby", category=DEV, lon=2.35, lat=48.85)
+
+    assert status == 200
+    assert headers["X-Backend"] == "redis" == body["backend"]
+    assert "X-Backend-Reason" not in headers
+
+
+def test_nearby_uses_postgis_for_a_category_newer_than_the_index(client, scene, place):
+    (pid,) = place(("newcomer", *PARIS, ["astronomers"]))
+
+    status, body, headers = _get(
+        client, "/nearby", category="astronomers", lon=2.35, lat=48.85
+    )
+
+    assert status == 200
+    assert headers["X-Backend"] == "postgis"
+    assert headers["X-Backend-Reason"].startswith("unknown_category")
+    assert [r["id"] for r in body["results"]] == [pid]
+
+
+def test_nearby_uses_postgis_when_redis_is_down(client_with, scene):
+    client = client_with(redis_url="redis://127.0.0.1:1/0")
+
+    status, body, headers = _get(client, "/nearby", category=DEV, lon=2.35, lat=48.85)
+
+    assert status == 200
+    assert headers["X-Backend"] == "postgis"
+    assert headers["X-Backend-Reason"].startswith("backend_unavailable")
+    assert body["count"] > 0
+
+
+def test_nearby_answers_404_for_a_category_no_one_has(client, scene):
+    status, body, _ = _get(client, "/nearby", category="astronauts", lon=2, lat=48)
+
+    assert status == 404
+    assert body["error"]["code"] == "unknown_category"
+
+
+@pytest.mark.parametrize("path", ["/nearby/redis", "/nearby/postgis", "/nearby"])
+def test_any_unknown_category_of_several_is_a_404_naming_it(client, scene, path):
+    status, body, _ = _get(
+        client, path, category=f"{DEV},astronauts", lon=2.35, lat=48.85
+    )
+
+    assert status == 404
+    assert "astronauts" in body["error"]["message"]
