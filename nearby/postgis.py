@@ -24,6 +24,7 @@ from sqlalchemy import TextClause
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import InterfaceError
+from sqlalchemy.exc import InternalError
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import ProgrammingError
 from sqlalchemy.schema import CreateIndex
@@ -381,6 +382,17 @@ REACH_SLACK_PG = 1e-6
 digit between ``ST_Distance`` and ``ST_DWithin``; members it lets in beyond
 the page are cut by the sort."""
 
+KNN_ORDER_ERROR = "index returned tuples in wrong order"
+"""PostgreSQL's error when an index walk by distance finds a row nearer than
+the distance the index gave it."""
+
+NO_INDEX_WALK_SQL = text(
+    "SELECT set_config('enable_indexscan', 'off', true), "
+    "set_config('enable_indexonlyscan', 'off', true)"
+)
+"""Makes the rest of the transaction order by exact distances, not walk the
+GiST index by them; filters still use the indexes, through bitmap scans."""
+
 UNKNOWN_CATEGORY_SQL = text(
     """
     SELECT c FROM unnest(CAST(:categories AS text[])) WITH ORDINALITY AS t(c, n)
@@ -700,7 +712,9 @@ def search(engine: Engine, search: geo.Search) -> list[Hit]:
             params |= dataclasses.asdict(search.box)
 
     with connect(engine) as conn:
-        rows = conn.execute(statement, params).all()
+        rows = _search_rows(
+            conn, statement, params, nearest=search.shape is geo.Shape.NEAREST
+        )
         if rows and "scanned" in rows[0]._fields and rows[0].scanned > search.max_scan:
             raise AreaTooLarge(box=search.box is not None, max_scan=search.max_scan)
 
@@ -723,6 +737,35 @@ def search(engine: Engine, search: geo.Search) -> list[Hit]:
         )
         for row in rows
     ]
+
+
+def _search_rows(
+    conn: Connection, statement: TextClause, params: dict, *, nearest: bool
+) -> list:
+    """Run a search statement; run a nearest one again if its index walk failed.
+
+    The GiST index walks a nearest search out from the centre by a lower bound
+    of each distance, which PostgreSQL then computes exactly. Around a centre
+    less than a micrometre from a profile, rounding can put that bound above
+    the exact distance (a centre at longitude 180 beside a profile at -180
+    does it; so do coordinates within 1e-11 degrees of 0), and PostgreSQL
+    stops the statement with :data:`KNN_ORDER_ERROR`. The second run sorts the
+    circle's members by their exact distances instead: slower, and rare.
+    """
+    try:
+        return conn.execute(statement, params).all()
+    except InternalError as exc:
+        if not nearest or KNN_ORDER_ERROR not in str(exc.orig):
+            raise
+
+    log.info(
+        "postgis: nearest search around (%s, %s) sorted without the index walk",
+        params["lon"],
+        params["lat"],
+    )
+    conn.rollback()
+    conn.execute(NO_INDEX_WALK_SQL)
+    return conn.execute(statement, params).all()
 
 
 @contextmanager

@@ -274,3 +274,35 @@ def test_centre_at_the_redis_latitude_limit_reaches_far_profiles(
     assert [r["id"] for r in body["results"]] == [pid for _, pid in expected]
     for result, (distance_m, _) in zip(body["results"], expected, strict=True):
         assert result["distance"] * 1000 == pytest.approx(distance_m, abs=1.0)
+
+
+@pytest.mark.parametrize(
+    ("center", "profile"),
+    [
+        pytest.param(
+            (180.0, 30.0), (-180.0, 30.0), id="longitude-180-beside-minus-180"
+        ),
+        pytest.param(
+            (-180.0, 30.0), (180.0, 30.0), id="longitude-minus-180-beside-180"
+        ),
+        pytest.param((45.0, 1e-12), (45.0, 0.0), id="a-hair-north-of-the-equator"),
+        pytest.param((1e-13, 45.0), (0.0, 45.0), id="a-hair-east-of-greenwich"),
+    ],
+)
+def test_nearest_around_a_hair_from_a_profile_finds_it_first(
+    backend, place, center, profile
+):
+    lon, lat = profile
+    neighbours = [
+        (f"n{east}{north}", lon + east, lat + north, ["developers"])
+        for east in (-1, 0, 1)
+        for north in (-1, 0, 1)
+        if east or north
+    ]
+    [pid, *_] = place(("here", lon, lat, ["developers"]), *neighbours)
+
+    body = backend.search(lon=center[0], lat=center[1], limit=3, category="developers")
+
+    assert body["results"][0]["id"] == pid
+    assert body["results"][0]["distance"] == pytest.approx(0, abs=1e-6)
+    assert body["count"] == 3
