@@ -417,6 +417,7 @@ def _hits(
                 log.debug("search: member %s left during the search", member)
                 continue
             name, city, lon, lat = orjson.loads(info)
+            lon, lat = float(lon), float(lat)
             distance_m = geo.great_circle_m(search.lon, search.lat, lon, lat)
             hit = Hit(int(member), name, city, lon, lat, distance_m)
             if not search.covers(lon, lat, distance_m):

@@ -374,7 +374,14 @@ def encode_cursor(query: NearbyQuery, last: geo.Hit, offset: int) -> str:
 
     ``offset`` counts the results up to and including ``last``.
     """
-    payload = [CURSOR_VERSION, query.digest(), offset, last.id, last.lon, last.lat]
+    payload = [
+        CURSOR_VERSION,
+        query.digest(),
+        offset,
+        last.id,
+        float(last.lon),
+        float(last.lat),
+    ]
     return base64.urlsafe_b64encode(orjson.dumps(payload)).rstrip(b"=").decode()
 
 

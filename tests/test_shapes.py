@@ -625,3 +625,22 @@ def test_any_unknown_category_of_several_is_a_404_naming_it(client, scene, path)
 
     assert status == 404
     assert "astronauts" in body["error"]["message"]
+
+
+@pytest.mark.parametrize("path", BACKENDS)
+def test_whole_degree_coordinates_stay_decimals_and_page(client, place, refresh, path):
+    ids = place(
+        ("null-island", 0.0, 0.0, [DEV]),
+        ("null-island-twin", 0.0, 0.0, [DEV]),
+        ("one-east", 1.0, 0.0, [DEV]),
+    )
+    refresh()
+    params = {"category": DEV, "lon": 0, "lat": 0, "radius": 200, "limit": 1}
+
+    pages, cursor = _pages(client, path, params, 4)
+
+    results = [result for page in pages for result in page]
+    assert [result["id"] for result in results] == ids
+    assert cursor is None
+    assert all(type(result["lon"]) is float for result in results)
+    assert all(type(result["lat"]) is float for result in results)
