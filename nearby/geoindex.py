@@ -313,16 +313,22 @@ def _check_reach(search: geo.Search, radius_m: float) -> None:
 
 
 def _check_scan(client: redis.Redis, search: geo.Search, area: _Area) -> None:
-    """Refuse a radius or box search that covers more than ``max_scan`` members.
+    """Refuse a radius or box search that covers more than ``max_scan`` profiles.
 
     Each category is counted by a GEOSEARCH that stops at ``max_scan + 1``
-    members, so the count costs no more than the limit it enforces.
+    members, so the count costs no more than the limit it enforces. A profile
+    of several of the categories counts once, as in PostGIS: either one
+    category alone passes the limit, or every list is whole and their union
+    is the exact count.
     """
     pipe = client.pipeline(transaction=False)
     for category in search.categories:
         area.geosearch(pipe, category, count=search.max_scan + 1, any=True)
-    scanned = sum(len(members) for members in pipe.execute())
-    if scanned > search.max_scan:
+    found = pipe.execute()
+    if (
+        sum(len(members) for members in found) > search.max_scan
+        and len(set().union(*found)) > search.max_scan
+    ):
         raise AreaTooLarge(box=search.box is not None, max_scan=search.max_scan)
 
 

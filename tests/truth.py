@@ -11,7 +11,7 @@ def searchable_members(engine, category: str) -> dict[int, tuple[float, float]]:
         rows = conn.execute(
             text(
                 "SELECT id, ST_X(location::geometry), ST_Y(location::geometry) "
-                "FROM profiles WHERE :c = ANY(categories) "
+                "FROM profiles WHERE categories @> ARRAY[CAST(:c AS text)] "
                 "AND abs(ST_Y(location::geometry)) <= :max_lat"
             ),
             {"c": category, "max_lat": REDIS_MAX_LATITUDE},
