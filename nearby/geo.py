@@ -140,22 +140,6 @@ class Box:
             return lon >= self.west or lon <= self.east
         return self.west <= lon <= self.east
 
-    def circumradius_m(self) -> float:
-        """Return a radius around :meth:`center` that encloses the whole box.
-
-        The farthest points of a box no wider than 180 degrees are among its
-        corners; a wider box is enclosed by half the globe's circumference.
-        """
-        if self.lon_span > 180.0:
-            return math.pi * EARTH_RADIUS_M
-
-        lon, lat = self.center()
-        return max(
-            great_circle_m(lon, lat, corner_lon, corner_lat)
-            for corner_lon in (self.west, self.east)
-            for corner_lat in (self.south, self.north)
-        )
-
 
 @dataclass(frozen=True, slots=True)
 class After:
@@ -177,8 +161,8 @@ class Search:
     """One search as both backends run it: an area, categories, a page.
 
     ``lon``/``lat`` are the centre results are measured from (a box's centre).
-    ``radius_m`` bounds the area: the circle's radius, the greatest radius of
-    a nearest search, or a circle enclosing the box. ``limit`` results are
+    ``radius_m`` bounds a circle: the radius of a radius search, the greatest
+    radius of a nearest search; a box search has none. ``limit`` results are
     asked for; backends return up to ``limit + 1``, the one past telling that
     another page exists. A radius or box search that covers more than
     ``max_scan`` members is refused; a nearest search is not, it stops at
@@ -189,7 +173,7 @@ class Search:
     categories: tuple[str, ...]
     lon: float
     lat: float
-    radius_m: float
+    radius_m: float | None
     limit: int
     max_scan: int
     box: Box | None = None

@@ -235,7 +235,8 @@ EWKB_POINT_WITH_SRID = 0x20000001
 WGS84_SRID = 4326
 
 SECONDARY_INDEXES = tuple(sorted(models.profiles.indexes, key=lambda index: index.name))
-"""The GiST index on location and the GIN index on categories."""
+"""The GiST indexes on location (as geography and as geometry) and the GIN
+index on categories."""
 
 BULK_MAINTENANCE_WORK_MEM_SQL = text("SET LOCAL maintenance_work_mem = '256MB'")
 """Memory of each session that builds a secondary index, on the server."""
@@ -307,15 +308,28 @@ BOX_SQL = """
 meridian."""
 
 
+ENVELOPES_SQL = """
+    AND (
+        location::geometry && ST_MakeEnvelope(:west_1, :south, :east_1, :north, 4326)
+        OR location::geometry && ST_MakeEnvelope(:west_2, :south, :east_2, :north, 4326)
+    )
+    """
+"""The index test of a box: two rectangles in degrees, answered by the planar
+GiST index on ``location::geometry`` (see :func:`_envelopes`)."""
+
+
 def _area_sql(box: bool, after: bool) -> TextClause:
+    if box:
+        area = ENVELOPES_SQL + BOX_SQL
+    else:
+        area = f"AND ST_DWithin(location, {CENTER_SQL}, :radius_pg, false)"
     return text(
         f"""
         WITH area AS MATERIALIZED (
             SELECT id, name, city, location
             FROM profiles
             WHERE categories && CAST(:categories AS text[])
-              AND ST_DWithin(location, {CENTER_SQL}, :radius_pg, false)
-              {BOX_SQL if box else ""}
+              {area}
             LIMIT :scan_limit
         )
         SELECT counted.scanned, page.*
@@ -690,7 +704,6 @@ def search(engine: Engine, search: geo.Search) -> list[Hit]:
     params = {
         "lon": search.lon,
         "lat": search.lat,
-        "radius_pg": search.radius_m * geo.MODEL_TO_POSTGIS,
         "categories": list(search.categories),
         "page_limit": search.limit + 1,
     }
@@ -702,6 +715,8 @@ def search(engine: Engine, search: geo.Search) -> list[Hit]:
             "after_id": search.after.id,
         }
 
+    if search.radius_m is not None:
+        params["radius_pg"] = search.radius_m * geo.MODEL_TO_POSTGIS
     if search.shape is geo.Shape.NEAREST:
         statement = NEAREST_SQL[after]
         params |= {"depth": search.depth, "reach_slack_pg": REACH_SLACK_PG}
@@ -709,7 +724,7 @@ def search(engine: Engine, search: geo.Search) -> list[Hit]:
         statement = AREA_SQL[search.box is not None, after]
         params["scan_limit"] = search.max_scan + 1
         if search.box is not None:
-            params |= dataclasses.asdict(search.box)
+            params |= dataclasses.asdict(search.box) | _envelopes(search.box)
 
     with connect(engine) as conn:
         rows = _search_rows(
@@ -737,6 +752,27 @@ def search(engine: Engine, search: geo.Search) -> list[Hit]:
         )
         for row in rows
     ]
+
+
+def _envelopes(box: geo.Box) -> dict[str, float]:
+    """Return two longitude ranges whose rectangles hold every point of ``box``.
+
+    A box across the antimeridian is its two halves. Another box is itself,
+    and, when one of its edges is longitude 180 or -180, the other name of
+    that meridian, where profiles may be stored too; otherwise the second
+    range repeats the first.
+    """
+    if box.crosses_antimeridian:
+        ranges = ((box.west, 180.0), (-180.0, box.east))
+    elif box.east == 180.0:
+        ranges = ((box.west, box.east), (-180.0, -180.0))
+    elif box.west == -180.0:
+        ranges = ((box.west, box.east), (180.0, 180.0))
+    else:
+        ranges = ((box.west, box.east),) * 2
+
+    (west_1, east_1), (west_2, east_2) = ranges
+    return {"west_1": west_1, "east_1": east_1, "west_2": west_2, "east_2": east_2}
 
 
 def _search_rows(

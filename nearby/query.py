@@ -446,11 +446,8 @@ def to_search(
     """
     lon, lat = query.center()
     box = query.box
-    if box is not None:
-        radius_m = box.circumradius_m()
-    elif query.radius_m is not None:
-        radius_m = query.radius_m
-    else:
+    radius_m = query.radius_m
+    if box is None and radius_m is None:
         radius_m = nearest_max_m
 
     return geo.Search(

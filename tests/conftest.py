@@ -86,6 +86,7 @@ def engine(settings):
     _create_database(make_url(settings.database_url))
     engine = make_engine(settings.database_url)
     postgis.ensure_schema(engine)
+    postgis.create_secondary_indexes(engine)
     yield engine
     engine.dispose()
 
@@ -238,6 +239,7 @@ def scale_data(scale_settings) -> Iterator[ScaleData]:
 def _scale_load(engine: Engine, profiles: int) -> str | None:
     """Return the marker of the load the scale database holds, if it is whole."""
     postgis.ensure_schema(engine)
+    postgis.create_secondary_indexes(engine)
     with engine.begin() as conn:
         conn.execute(
             text(f"CREATE TABLE IF NOT EXISTS {SCALE_MARKER_TABLE} (load text)")
