@@ -75,11 +75,6 @@ REDIS_SLACK_M = 1.0
 0.6 m, so candidates come from a slightly larger circle and the exact distance
 decides."""
 
-REDIS_SEARCH_MAX_LATITUDE = 85.0511287
-"""Redis misses members far from a centre at exactly its latitude limit; a
-centre beyond this latitude is searched from here, 9 mm closer to the equator,
-with the radius widened to match."""
-
 
 def geo_key(category: str) -> str:
     """Return the key of the GEO set of ``category``."""
@@ -214,7 +209,8 @@ class _Area:
 
         lon = redis_longitude(search.lon)
         lat = max(
-            -REDIS_SEARCH_MAX_LATITUDE, min(REDIS_SEARCH_MAX_LATITUDE, search.lat)
+            -geo.REDIS_MEMBER_MAX_LATITUDE,
+            min(geo.REDIS_MEMBER_MAX_LATITUDE, search.lat),
         )
         shift_m = geo.great_circle_m(search.lon, search.lat, search.lon, lat)
         if search.box is None:
@@ -303,7 +299,7 @@ def _check_reach(search: geo.Search, radius_m: float) -> None:
     else:
         reach = geo.reach_latitude(search.lat, radius_m)
         param = "radius" if search.shape is geo.Shape.RADIUS else "lat"
-    if reach > geo.REDIS_MAX_LATITUDE:
+    if reach > geo.REDIS_MEMBER_MAX_LATITUDE:
         raise BeyondRedisLatitude(
             param,
             f"the search reaches beyond latitude ±{geo.REDIS_MAX_LATITUDE}, where "
@@ -541,7 +537,7 @@ class Member:
     @property
     def reachable(self) -> bool:
         """Whether Redis can hold and search this profile's position."""
-        return geo.within_redis_latitude(self.lat)
+        return geo.redis_holds(self.lat)
 
 
 class IndexBuild:

@@ -337,7 +337,7 @@ def _area_sql(box: bool, after: bool) -> TextClause:
         LEFT JOIN LATERAL (
             SELECT {PAGE_COLUMNS_SQL}
             FROM area, {POINT_SQL}
-            WHERE true {AFTER_SQL if after else ""}
+            WHERE counted.scanned < :scan_limit {AFTER_SQL if after else ""}
             ORDER BY p.distance_pg, id
             LIMIT :page_limit
         ) AS page ON true
@@ -383,7 +383,7 @@ AREA_SQL = {
 }
 """A radius or box search: the area's members, at most ``scan_limit`` of them
 and counted, then one page of them nearest first. The count tells a search
-that covers too many members, before any is sorted."""
+that covers too many members, which then sorts none of them."""
 
 NEAREST_SQL = {after: _nearest_sql(after) for after in (False, True)}
 """A nearest search. The GiST index walks out from the centre to the ``depth``
@@ -727,6 +727,8 @@ def search(engine: Engine, search: geo.Search) -> list[Hit]:
             params |= dataclasses.asdict(search.box) | _envelopes(search.box)
 
     with connect(engine) as conn:
+        if len(search.categories) > 1:
+            _check_categories(conn, search.categories)
         rows = _search_rows(
             conn, statement, params, nearest=search.shape is geo.Shape.NEAREST
         )
@@ -734,12 +736,8 @@ def search(engine: Engine, search: geo.Search) -> list[Hit]:
             raise AreaTooLarge(box=search.box is not None, max_scan=search.max_scan)
 
         rows = [row for row in rows if row.id is not None]
-        if not rows or len(search.categories) > 1:
-            unknown = conn.execute(
-                UNKNOWN_CATEGORY_SQL, {"categories": list(search.categories)}
-            ).scalar()
-            if unknown is not None:
-                raise UnknownCategory(unknown)
+        if not rows and len(search.categories) == 1:
+            _check_categories(conn, search.categories)
 
     return [
         Hit(
@@ -752,6 +750,15 @@ def search(engine: Engine, search: geo.Search) -> list[Hit]:
         )
         for row in rows
     ]
+
+
+def _check_categories(conn: Connection, categories: tuple[str, ...]) -> None:
+    """Raise UnknownCategory for the first of ``categories`` no profile has."""
+    unknown = conn.execute(
+        UNKNOWN_CATEGORY_SQL, {"categories": list(categories)}
+    ).scalar()
+    if unknown is not None:
+        raise UnknownCategory(unknown)
 
 
 def _envelopes(box: geo.Box) -> dict[str, float]:

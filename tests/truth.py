@@ -2,7 +2,9 @@
 
 from sqlalchemy import text
 
-REDIS_MAX_LATITUDE = 85.05112878
+REDIS_MAX_LATITUDE = 85.0511287
+"""Greatest latitude of a profile that Redis holds (it never finds members at
+its own limit, 85.05112878)."""
 
 
 def searchable_members(engine, category: str) -> dict[int, tuple[float, float]]:
