@@ -235,7 +235,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"demo: error: {exc}", file=sys.stderr)
         return 1
 
-    print(f"\nnearby runs at {base}. Three queries, each checked just now:\n")
+    print(f"\nnearby runs at {base}. Example queries, each checked just now:\n")
     for example in shown:
         print(f"  {example.title} ({example.found} found):")
         print(f"    {example.url}")
