@@ -56,14 +56,20 @@ def _with_redis_db(url: str, db: int) -> str:
 @pytest.fixture(scope="session")
 def settings() -> Settings:
     """Settings pointing at the test database and the test Redis databases."""
+    return _settings_beside_configured("_test", TEST_REDIS_DB, refresh_batch_size=500)
+
+
+def _settings_beside_configured(suffix: str, redis_db: int, **changes) -> Settings:
+    """Settings on the configured servers, in the configured database's name
+    plus ``suffix`` and in Redis database ``redis_db``, with ``changes``."""
     base = get_settings()
     database_url = make_url(base.database_url)
-    test_url = database_url.set(database=f"{database_url.database}_test")
+    own_url = database_url.set(database=f"{database_url.database}{suffix}")
     return Settings(
-        database_url=test_url.render_as_string(hide_password=False),
-        redis_url=_with_redis_db(base.redis_url, TEST_REDIS_DB),
+        database_url=own_url.render_as_string(hide_password=False),
+        redis_url=_with_redis_db(base.redis_url, redis_db),
         celery_broker_url=_with_redis_db(base.redis_url, TEST_BROKER_DB),
-        refresh_batch_size=500,
+        **changes,
     )
 
 
@@ -195,13 +201,9 @@ def scale_settings() -> Settings:
     Timeouts are long: the scale suite checks what the backends answer, and
     measures how long they take itself.
     """
-    base = get_settings()
-    database_url = make_url(base.database_url)
-    scale_url = database_url.set(database=f"{database_url.database}_scale")
-    return Settings(
-        database_url=scale_url.render_as_string(hide_password=False),
-        redis_url=_with_redis_db(base.redis_url, SCALE_REDIS_DB),
-        celery_broker_url=_with_redis_db(base.redis_url, TEST_BROKER_DB),
+    return _settings_beside_configured(
+        "_scale",
+        SCALE_REDIS_DB,
         backend_timeout_seconds=10,
         statement_timeout_ms=30_000,
         query_deadline_seconds=60,

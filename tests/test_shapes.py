@@ -6,6 +6,8 @@ independently of nearby: distances from tests/spherical.py, box membership by
 modular longitude arithmetic, the order (distance, id), pages by ``limit``.
 """
 
+import base64
+import json
 import math
 import random
 from dataclasses import dataclass
@@ -800,9 +802,6 @@ def test_a_cursor_pages_on_with_the_radius_in_another_unit(client, scene, path):
 
 @pytest.mark.parametrize("path", BACKENDS)
 def test_a_forged_cursor_is_refused(client, scene, path):
-    import base64
-    import json
-
     params = {
         "category": DEV,
         "lon": PARIS[0],
