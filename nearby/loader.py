@@ -1190,14 +1190,20 @@ def _load_locked(
     )
 
     progress = _Progress(stop - start)
+    committing = None
     try:
         ranges = _batch_ranges(start, stop, batch_size)
         with _encoded_batches(seed, ranges, workers) as batches:
             for first, last, data in batches:
                 with conn.begin():
                     postgis.copy_encoded(conn.connection.driver_connection, data)
+                    txid = postgis.transaction_id(conn)
+                    committing = (txid, first, last, progress.done)
                 progress.add(last - first, first, stop)
+                committing = None
     except BaseException as exc:
+        if committing is not None:
+            _count_if_committed(engine, committing, progress, stop)
         progress.close()
         result = LoadResult(progress.done, 0, time.perf_counter() - started, total=stop)
         log.warning(
@@ -1227,6 +1233,37 @@ def _finish(engine: Engine, bulk: bool) -> None:
     started = time.perf_counter()
     _analyze(engine)
     log.info("loader: analysed the table in %.1f s", time.perf_counter() - started)
+
+
+def _count_if_committed(
+    engine: Engine,
+    committing: tuple[int, int, int, int],
+    progress: "_Progress",
+    stop: int,
+) -> None:
+    """Count the batch that a stop caught in its commit, if the commit went through.
+
+    A signal that arrives while the server commits is handled once the commit
+    has returned, so the stop can come after the batch was committed and
+    before it was counted; the server knows which. ``committing`` holds the
+    batch's transaction id, its rows and the count before it, so that a batch
+    the stop caught just after counting it is not counted twice.
+    """
+    txid, first, last, done_before = committing
+    if progress.done != done_before:
+        return
+    try:
+        committed = postgis.transaction_committed(engine, txid)
+    except Exception as exc:
+        log.error(
+            "loader: cannot tell whether rows %d to %d committed: %s",
+            first,
+            last - 1,
+            exc,
+        )
+        return
+    if committed:
+        progress.add(last - first, first, stop)
 
 
 def _finish_stopped_load(engine: Engine, bulk: bool, inserted: int) -> None:

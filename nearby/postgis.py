@@ -588,6 +588,20 @@ def restore_row_triggers(conn: Connection) -> None:
     conn.execute(RESTORE_ROW_TRIGGERS_SQL)
 
 
+def transaction_id(conn: Connection) -> int:
+    """Return the id of the transaction under way on ``conn``."""
+    return conn.execute(text("SELECT txid_current()")).scalar_one()
+
+
+def transaction_committed(engine: Engine, txid: int) -> bool:
+    """Tell whether transaction ``txid`` committed, asked on a new connection."""
+    with engine.connect() as conn:
+        status = conn.execute(
+            text("SELECT txid_status(:txid)"), {"txid": txid}
+        ).scalar_one()
+    return status == "committed"
+
+
 def count_profiles(conn: Connection) -> int:
     """Return the number of rows of the profiles table."""
     return conn.execute(text("SELECT count(*) FROM profiles")).scalar_one()
