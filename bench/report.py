@@ -1,7 +1,8 @@
 """The suite's results as Markdown (``bench/results/suite.md``) and a chart.
 
-Request rates are medians over the runs, latencies the medians of each run's
-own percentiles; memory is in MB of 10^6 bytes.
+Request rates are medians over the rounds, latencies the medians of each
+run's own percentiles, ratios the medians of the ratios of runs made back to
+back in one round; memory is in MB of 10^6 bytes.
 """
 
 import os
@@ -15,7 +16,9 @@ matplotlib.use("Agg")
 
 from matplotlib import pyplot  # noqa: E402
 
-ENDPOINT_LABELS = {
+RADII_KM = (1, 10, 50)
+LABELS = {
+    "ceiling": "ceiling",
     "redis": "/nearby/redis",
     "postgis": "/nearby/postgis",
     "inmemory": "in-memory app",
@@ -50,6 +53,10 @@ def _mb(sizes: list[int]) -> str:
     return " / ".join(f"{size / 1e6:.0f}" for size in sizes) + " MB"
 
 
+def _each(cell) -> str:
+    return ", ".join(f"{run.per_s:,.0f}" for run in cell.runs)
+
+
 def _load(load: tuple[float, float, float]) -> str:
     return " / ".join(f"{value:.2f}" for value in load)
 
@@ -57,66 +64,75 @@ def _load(load: tuple[float, float, float]) -> str:
 def markdown(results, targets, machine, args, command: str, versions) -> str:
     """Return the whole results page."""
     full = [result for result in results if not result.short]
-    workers = len(full[0].cells["redis", 10].rss) if full else 0
+    baseline = [result for result in results if result.short]
+    workers = len(results[0].rss["redis"])
     spent = sum(sum(result.spent.values()) for result in results)
     lines = [
         "# Benchmark suite: nearby, its ceiling, the in-memory approach, the engines",
         "",
         f"`{command}` (what `make bench` runs), {machine['date']}: "
         f"{machine['wall_s'] / 60:.1f} min in all, of which {spent:.0f} s seeding "
-        "and indexing (0 when the data sets were already there).",
+        "and indexing (none when the data sets are already there).",
         "",
         f"Machine: {machine['cores']} cores ({machine['cpu']}), "
         f"{machine['memory_gb']:.0f} GB, {machine['system']}; "
         + ", ".join(f"{name} {version}" for name, version in versions.items())
         + ". Load average (1, 5, 15 min) before the run "
-        f"{_load(machine['load_before'])}, after it {_load(machine['load_after'])}: "
-        "the machine is shared with other work, so every figure is a median of "
-        f"{args.runs} runs and still moves by tens of percent from one run to the "
-        "next.",
+        f"{_load(machine['load_before'])}, after it {_load(machine['load_after'])}. "
+        "The machine is shared with other work, which comes and goes: each "
+        "figure is a median over the rounds, the rate of each run is listed, "
+        "and the other work during the runs is given in cores.",
         "",
         "Every server is `gunicorn -c gunicorn.conf.py MODULE:app`, the demo's and "
-        f"docker-compose's command, with {workers} sync workers (`WEB_CONCURRENCY`), "
-        "on 127.0.0.1. Load from wrk on loopback: "
-        f"{args.threads} thread, {args.connections} connections, "
+        f"docker-compose's command, with {workers} sync workers "
+        "(`WEB_CONCURRENCY`), on 127.0.0.1; each endpoint has a server of its "
+        "own and all of them run through the rounds. Load comes from wrk on "
+        f"loopback: {args.threads} thread, {args.connections} connections, "
         f"{args.duration:g} s runs without warm-up, each connection sending the "
-        "next path of a pre-generated list (`bench/rotate.lua`). wrk, the "
-        "gunicorn workers, Redis and PostgreSQL share the same "
-        f"{machine['cores']} cores, so a rate is what the whole machine serves, "
-        "load generator included, not what a server would serve on cores of its "
-        "own. Worker RSS is read with psutil from each worker (one figure per "
-        "worker) after the runs of that radius; each endpoint has a fresh server.",
+        "next path of a pre-generated list (`bench/rotate.lua`). A round loads "
+        "each radius on every endpoint back to back, the order of the endpoints "
+        f"turning each round; {args.runs} rounds. wrk, the gunicorn workers, "
+        f"Redis and PostgreSQL share the same {machine['cores']} cores, so a rate "
+        "is what the whole machine serves, load generator included, not what a "
+        "server would serve on cores of its own. Worker RSS is read with psutil "
+        "from each worker (one figure per worker) after the last run of that "
+        "endpoint at that radius. Other work is the CPU that programs other "
+        "than the run's own (the suite, wrk, the servers, PostgreSQL and Redis) "
+        "took during the runs, the virtual machine's steal included, in cores "
+        f"of the {machine['cores']} (median over the runs; `bench/cpu.py`).",
         "",
-        f"Queries: `radius` {', '.join(str(r) for r in (1, 10, 50))} km, "
+        f"Queries: `radius` {', '.join(str(r) for r in RADII_KM)} km, "
         "`limit=50`, one category each, around a real location of one of its "
         f"members ({args.centres_per_category} per category, the same list for "
-        "every endpoint). Every endpoint's answers to "
-        f"{args.check_samples} of them were checked against a direct SQL query "
-        "and the suite's own great-circle distances (`bench/checks.py`), and no "
-        "request of any run failed at the socket, timed out or got a status of "
-        '400 or above (wrk\'s "Non-2xx or 3xx" count; the routes measured '
-        "never redirect).",
+        "every endpoint). Small categories are those nearest the 10th "
+        "percentile of the categories that have at least that many members, "
+        "median ones those nearest the median, large ones the largest. Every "
+        f"endpoint's answers to {args.check_samples} of the queries were checked "
+        "against a direct SQL query and the suite's own great-circle distances "
+        "(`bench/checks.py`), and no request of any run failed at the socket, "
+        'timed out or got a status of 400 or above (wrk\'s "Non-2xx or 3xx" '
+        "count; the routes measured never redirect).",
         "",
     ]
-    for result in full + [r for r in results if r.short]:
+    for result in full + baseline:
         lines += _dataset_section(result, args)
     lines += ["## Targets", ""]
     lines += [f"- **{target.verdict}** {target.text}" for target in targets]
     lines += [
         "",
-        "The chart ([suite.png](suite.png)) shows the request rates of the "
-        "endpoints per radius, the ceiling as a line.",
+        "The chart, [suite.png](suite.png), shows the request rates per endpoint "
+        "and radius, with the ceiling of each radius as a dashed line.",
         "",
     ]
     return "\n".join(lines)
 
 
 def _dataset_section(result, args) -> list[str]:
-    heading = f"## {result.profiles:,} profiles"
+    heading = f"## {result.label} profiles"
     if result.short:
         heading += (
-            f" (baseline pass: {args.baseline_duration:g} s runs, one each, for "
-            "worker memory)"
+            f" (baseline pass for worker memory: one round of "
+            f"{args.baseline_duration:g} s runs, no ceiling)"
         )
     mix = "; ".join(
         f"{size_class}: "
@@ -128,68 +144,68 @@ def _dataset_section(result, args) -> list[str]:
         "",
         f"Categories (members): {mix}.",
         "",
-        f"Results per answer, from {sum(1 for _ in result.radius_results)} radii "
-        "of real /nearby/redis answers: "
+        "Results per answer, averaged over real /nearby/redis answers: "
         + ", ".join(
             f"{radius} km {count:.1f}"
             for radius, count in result.radius_results.items()
         )
-        + f"; {result.average_results:.1f} on average.",
+        + f"; {result.average_results:.1f} over all.",
         "",
-        "| endpoint | radius | req/s | p50 | p99 | worker RSS | requests |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
-    if result.ceiling is not None:
-        cell = result.ceiling
-        lines.append(
-            f"| ceiling: fixed body of {result.ceiling_results} results | all | "
-            f"{cell.per_s:,.0f} | {cell.p50_ms:.1f} ms | {cell.p99_ms:.1f} ms | "
-            f"{_mb(cell.rss)} | {cell.requests:,} |"
-        )
-    for backend, label in ENDPOINT_LABELS.items():
-        for radius in (1, 10, 50):
+    if result.has_ceiling:
+        lines += [
+            f"The ceiling answers a fixed body of {result.ceiling_results} "
+            f"results ({result.ceiling_bytes:,} bytes) to the same query strings.",
+            "",
+        ]
+
+    lines += [
+        "| endpoint | radius | req/s | req/s of each run | p50 | p99 | worker RSS "
+        "| requests | other work |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for backend, label in LABELS.items():
+        for radius in RADII_KM:
             cell = result.cells.get((backend, radius))
             if cell is None:
                 continue
             lines.append(
-                f"| {label} | {radius} km | {cell.per_s:,.0f} | {cell.p50_ms:.1f} ms | "
-                f"{cell.p99_ms:.1f} ms | {_mb(cell.rss)} | {cell.requests:,} |"
+                f"| {label} | {radius} km | {cell.per_s:,.0f} | {_each(cell)} | "
+                f"{cell.p50_ms:.1f} ms | {cell.p99_ms:.1f} ms | {_mb(cell.rss)} | "
+                f"{cell.requests:,} | {cell.other:.2f} cores |"
             )
     lines.append("")
 
-    if result.ceiling is not None:
-        ceiling = result.ceiling.per_s
+    if result.has_ceiling:
         lines += [
             "| radius | redis / ceiling | postgis / ceiling | in-memory / ceiling | "
             "redis / postgis |",
             "| ---: | ---: | ---: | ---: | ---: |",
         ]
-        for radius in (1, 10, 50):
-            redis = result.cells["redis", radius].per_s
-            postgis = result.cells["postgis", radius].per_s
-            inmemory = result.cells["inmemory", radius].per_s
+        for radius in RADII_KM:
             lines.append(
-                f"| {radius} km | {redis / ceiling:.0%} | {postgis / ceiling:.0%} | "
-                f"{inmemory / ceiling:.0%} | {redis / postgis:.1f}× |"
+                f"| {radius} km | {result.ratio('redis', 'ceiling', radius):.0%} | "
+                f"{result.ratio('postgis', 'ceiling', radius):.0%} | "
+                f"{result.ratio('inmemory', 'ceiling', radius):.0%} | "
+                f"{result.ratio('redis', 'postgis', radius):.1f}× |"
             )
         lines.append("")
 
-    inmemory_rss = result.cells["inmemory", 50].rss
+    inmemory_rss = result.rss["inmemory"]
     lines += [
-        f"In-memory app (`bench/inmemory.py`): every profile in each worker, "
-        f"{_mb(inmemory_rss)} resident per worker "
-        f"({sum(inmemory_rss) / 1e6:.0f} MB for the {len(inmemory_rss)} workers), "
-        "against "
-        f"{_mb(result.cells['redis', 50].rss)} for the workers of web:app "
-        "serving /nearby/redis and "
-        f"{_mb(result.cells['postgis', 50].rss)} serving /nearby/postgis.",
+        "In-memory app (`bench/inmemory.py`), every profile in each worker: "
+        f"{_mb(inmemory_rss)} resident per worker, "
+        f"{sum(inmemory_rss) / 1e6:.0f} MB for its {len(inmemory_rss)} workers; "
+        f"web:app's workers: {_mb(result.rss['redis'])} serving /nearby/redis, "
+        f"{_mb(result.rss['postgis'])} serving /nearby/postgis.",
         "",
     ]
 
     if result.engines:
         lines += [
             "Engines alone, over the same centres, "
-            f"{args.connections} connections, {args.engine_duration:g} s a run:",
+            f"{args.connections} connections, {args.engine_duration:g} s a run, "
+            f"medians of {args.runs} rounds:",
             "",
             "| engine | radius | per second | p50 | p99 |",
             "| --- | ---: | ---: | ---: | ---: |",
@@ -219,8 +235,8 @@ def _dataset_section(result, args) -> list[str]:
         lines += [
             f"EXPLAIN (ANALYZE, BUFFERS) of the PostGIS search at 10 km, "
             f"{plan.size_class} category `{plan.category}` ({plan.members:,} "
-            f"members): index for the category "
-            f"**{'yes' if plan.category_index else 'no'}**, for the distance "
+            f"members): an index for the category: "
+            f"**{'yes' if plan.category_index else 'no'}**; for the distance: "
             f"**{'yes' if plan.distance_index else 'no'}**.",
             "",
             "```",
@@ -235,18 +251,12 @@ def summary_lines(results) -> list[str]:
     """Return one printed line per figure of every data set."""
     lines = []
     for result in results:
-        if result.ceiling is not None:
-            cell = result.ceiling
-            lines.append(
-                f"{result.profiles:>9,} ceiling ({result.ceiling_results} results)"
-                f"   {cell.per_s:7,.0f} req/s  p50 {cell.p50_ms:6.1f} ms  "
-                f"p99 {cell.p99_ms:6.1f} ms  RSS {_mb(cell.rss)}"
-            )
         for (backend, radius), cell in result.cells.items():
             lines.append(
-                f"{result.profiles:>9,} {ENDPOINT_LABELS[backend]:<16} {radius:>2} km"
+                f"{result.profiles:>9,} {LABELS[backend]:<16} {radius:>2} km"
                 f"   {cell.per_s:7,.0f} req/s  p50 {cell.p50_ms:6.1f} ms  "
-                f"p99 {cell.p99_ms:6.1f} ms  RSS {_mb(cell.rss)}"
+                f"p99 {cell.p99_ms:6.1f} ms  RSS {_mb(cell.rss)}  "
+                f"other {cell.other:.2f} cores"
             )
         for (engine, radius), load in result.engines.items():
             lines.append(
@@ -258,32 +268,45 @@ def summary_lines(results) -> list[str]:
 
 
 def chart(results, path: Path) -> None:
-    """Draw req/s per endpoint and radius, the ceiling as a line, per data set."""
-    full = [result for result in results if result.ceiling is not None]
+    """Draw req/s per endpoint and radius, each radius's ceiling as a line."""
+    full = [result for result in results if result.has_ceiling]
     figure, axes = pyplot.subplots(
         1, len(full), figsize=(6.5 * len(full), 4.5), squeeze=False
     )
-    radii = (1, 10, 50)
-    width = 0.8 / len(ENDPOINT_LABELS)
+    backends = [backend for backend in LABELS if backend != "ceiling"]
+    width = 0.8 / len(backends)
     for axis, result in zip(axes[0], full, strict=True):
-        for number, (backend, label) in enumerate(ENDPOINT_LABELS.items()):
-            rates = [result.cells[backend, radius].per_s for radius in radii]
-            positions = [r + (number - 1) * width for r in range(len(radii))]
+        for number, backend in enumerate(backends):
+            rates = [result.cells[backend, radius].per_s for radius in RADII_KM]
+            positions = [
+                group + (number - (len(backends) - 1) / 2) * width
+                for group in range(len(RADII_KM))
+            ]
             bars = axis.bar(
-                positions, rates, width, label=label, color=COLOURS[backend]
+                positions, rates, width, label=LABELS[backend], color=COLOURS[backend]
             )
             axis.bar_label(bars, fmt="%.0f", fontsize=7, padding=2)
-        axis.axhline(
-            result.ceiling.per_s,
-            color="black",
-            linestyle="--",
-            linewidth=1,
-            label=f"ceiling ({result.ceiling_results} results, no I/O)",
+        for group, radius in enumerate(RADII_KM):
+            axis.hlines(
+                result.cells["ceiling", radius].per_s,
+                group - 0.45,
+                group + 0.45,
+                colors="black",
+                linestyles="dashed",
+                linewidth=1.2,
+                label=(
+                    f"ceiling ({result.ceiling_results} results, no I/O)"
+                    if group == 0
+                    else None
+                ),
+            )
+        axis.set_xticks(range(len(RADII_KM)), [f"{radius} km" for radius in RADII_KM])
+        axis.set_ylabel("requests per second (median of the rounds)")
+        axis.set_title(
+            f"{result.label} profiles, limit 50, "
+            f"{len(result.rss['redis'])} gunicorn workers"
         )
-        axis.set_xticks(range(len(radii)), [f"{radius} km" for radius in radii])
-        axis.set_ylabel("requests per second (median)")
-        axis.set_title(f"{result.profiles:,} profiles, limit 50")
-        axis.set_ylim(0, max(result.ceiling.per_s, axis.get_ylim()[1]) * 1.35)
+        axis.set_ylim(0, axis.get_ylim()[1] * 1.3)
         axis.legend(fontsize=8, loc="upper left", ncols=2)
     figure.tight_layout()
     figure.savefig(path, dpi=110)
