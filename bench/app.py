@@ -1,6 +1,6 @@
 """The nearby web app plus the benchmark's ceiling route, for gunicorn.
 
-    BENCH_CEILING_RESULTS=25 gunicorn -c gunicorn.conf.py bench.app:app
+    BENCH_CEILING_RESULTS=25 gunicorn -c gunicorn.conf.py 'bench.app:build()'
 
 ``GET /bench/ceiling`` answers, whatever its query string, one fixed JSON
 body in the shape of a /nearby answer with ``BENCH_CEILING_RESULTS`` results
@@ -8,7 +8,8 @@ body in the shape of a /nearby answer with ``BENCH_CEILING_RESULTS`` results
 request. Served by the same app factory and the same gunicorn settings as
 ``web:app``, it measures what Flask and gunicorn alone allow on this machine,
 the ceiling of every other endpoint. The production app (``web.py``) has no
-such route.
+such route. :func:`build` is gunicorn's factory; importing this module builds
+nothing.
 """
 
 import os
@@ -79,6 +80,8 @@ def create_bench_app(settings: Settings, results: int) -> Flask:
     return app
 
 
-settings = settings_or_exit("bench.app")
-logs.configure(settings.log_level)
-app = create_bench_app(settings, int(os.environ.get(RESULTS_ENV, DEFAULT_RESULTS)))
+def build() -> Flask:
+    """Read the settings and ``BENCH_CEILING_RESULTS``; return the app."""
+    settings = settings_or_exit("bench.app")
+    logs.configure(settings.log_level)
+    return create_bench_app(settings, int(os.environ.get(RESULTS_ENV, DEFAULT_RESULTS)))

@@ -83,7 +83,8 @@ def markdown(results, targets, machine, args, command: str, versions) -> str:
         "figure is a median over the rounds, the rate of each run is listed, "
         "and the other work during the runs is given in cores.",
         "",
-        "Every server is `gunicorn -c gunicorn.conf.py MODULE:app`, the demo's and "
+        "Every server is `gunicorn -c gunicorn.conf.py` (`web:app`, "
+        "`bench.app:build()`, `bench.inmemory:build()`), the demo's and "
         f"docker-compose's command, with {workers} sync workers "
         "(`WEB_CONCURRENCY`), on 127.0.0.1; each endpoint has a server of its "
         "own and all of them run through the rounds. Load comes from wrk on "

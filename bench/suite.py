@@ -11,7 +11,7 @@ docker-compose's command and settings, ``WEB_CONCURRENCY`` workers) on free
 ports of 127.0.0.1, one per endpoint:
 
 - ``web:app`` for /nearby/redis, and another for /nearby/postgis;
-- ``bench.app:app`` for the ceiling: a route of the same app that answers a
+- ``bench.app:build()`` for the ceiling: a route of the same app that answers a
   fixed body of as many results as real answers hold on average (measured
   first, from /nearby/redis answers to the benchmark's own queries);
 - ``bench.inmemory:build()``, every profile in NumPy arrays, the approach
@@ -344,7 +344,7 @@ def main(argv: list[str] | None = None) -> int:
     machine["load_after"] = os.getloadavg()
     machine["wall_s"] = time.perf_counter() - started
 
-    targets = evaluate_targets(results, args.with_5m)
+    targets = evaluate_targets(results)
     command = "python bench/suite.py" + "".join(f" {arg}" for arg in sys.argv[1:])
     RESULTS_MD.parent.mkdir(parents=True, exist_ok=True)
     RESULTS_MD.write_text(
@@ -520,7 +520,7 @@ def _start_ceiling(run: Pass, servers: Servers, env: dict[str, str]) -> Server:
     results = round(run.result.average_results)
     server = servers.start(
         f"ceiling-{run.result.profiles}",
-        "bench.app:app",
+        "bench.app:build()",
         env | {RESULTS_ENV: str(results)},
         ready_path=CEILING_PATH,
     )
@@ -800,7 +800,7 @@ class Target:
     text: str
 
 
-def evaluate_targets(results: list[DatasetResult], with_5m: bool) -> list[Target]:
+def evaluate_targets(results: list[DatasetResult]) -> list[Target]:
     """Judge the targets from the figures; a figure not measured is SKIP.
 
     Shares of the ceiling and the Redis/PostGIS ratio are medians of the
