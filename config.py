@@ -10,6 +10,7 @@ Nothing else in the project reads the environment: entry files call
 ``nearby`` package.
 """
 
+import hashlib
 import sys
 from functools import lru_cache
 from urllib.parse import urlsplit
@@ -105,7 +106,18 @@ class Settings(BaseSettings):
         description="Deepest result, counted from the first page, that paging "
         "reaches; a cursor past it answers 400.",
     )
+    cursor_secret: str = Field(
+        "",
+        description="Key that signs paging cursors; every web process must "
+        "share it. Empty: derived from DATABASE_URL, password included.",
+    )
     log_level: str = Field("INFO", description="Level of every process's logs.")
+
+    @property
+    def cursor_key(self) -> bytes:
+        """The key of paging cursors, from CURSOR_SECRET or DATABASE_URL."""
+        secret = self.cursor_secret or f"nearby cursors of {self.database_url}"
+        return hashlib.blake2b(secret.encode(), digest_size=32).digest()
 
     @model_validator(mode="after")
     def _check(self) -> "Settings":

@@ -19,6 +19,7 @@ from nearby import geo
 from nearby import geoindex
 from nearby import postgis
 from nearby.errors import RETRY_AFTER_SECONDS
+from nearby.errors import AreaTooLarge
 from nearby.errors import BackendUnavailable
 from nearby.errors import BeyondRedisLatitude
 from nearby.errors import IndexNotReady
@@ -52,7 +53,7 @@ def _services():
     return current_app.extensions["nearby"]
 
 
-@bp.get("/nearby/redis")
+@bp.get("/nearby/redis", provide_automatic_options=False)
 def nearby_redis():
     """Answer from the Redis GEO indexes of the categories; never touches PostgreSQL."""
     query, search = _parse()
@@ -60,7 +61,7 @@ def nearby_redis():
     return _render(query, search, "redis", answer.hits, answer.refreshed_at)
 
 
-@bp.get("/nearby/postgis")
+@bp.get("/nearby/postgis", provide_automatic_options=False)
 def nearby_postgis():
     """Answer from PostGIS with its GiST and GIN indexes."""
     query, search = _parse()
@@ -68,7 +69,7 @@ def nearby_postgis():
     return _render(query, search, "postgis", hits)
 
 
-@bp.get("/nearby")
+@bp.get("/nearby", provide_automatic_options=False)
 def nearby():
     """Answer from Redis when it can, from PostGIS otherwise; say which."""
     query, search = _parse()
@@ -90,6 +91,7 @@ def _parse() -> tuple[NearbyQuery, geo.Search]:
         nearest_max_m=settings.knn_max_radius_km * 1000,
         max_scan=settings.max_scan_members,
         max_offset=settings.max_result_window,
+        cursor_key=settings.cursor_key,
     )
     return query, search
 
@@ -102,13 +104,26 @@ def _redis_search(search: geo.Search) -> geoindex.Answer:
 
 
 def _redis_or_reason(search: geo.Search) -> tuple[geoindex.Answer | None, str]:
-    """Return Redis's answer, or None and why PostGIS should answer instead."""
+    """Return Redis's answer, or None and why PostGIS should answer instead.
+
+    A box that Redis refuses as too large goes to PostGIS too: Redis counts
+    the rectangle it searches, which encloses the box, and PostGIS the box.
+    """
     try:
         return _redis_search(search), ""
     except REDIS_FALLBACKS as exc:
         if isinstance(exc, BackendUnavailable):
             log.warning("api: answering from postgis: %s", exc.message)
-        return None, f"{exc.code}: {exc.message}"
+        return None, _header_text(f"{exc.code}: {exc.message}")
+    except AreaTooLarge as exc:
+        if search.box is None:
+            raise
+        return None, _header_text(f"{exc.code}: {exc.message}")
+
+
+def _header_text(text: str) -> str:
+    """Return ``text`` as ASCII, the one charset HTTP header values may use."""
+    return text.replace("±", "+/-").encode("ascii", "replace").decode()
 
 
 def _render(
@@ -121,10 +136,14 @@ def _render(
     more = len(hits) > search.limit
     hits = hits[: search.limit]
     next_cursor = (
-        encode_cursor(query, hits[-1], search.offset + len(hits)) if more else None
+        encode_cursor(
+            query, hits[-1], search.offset + len(hits), _services().settings.cursor_key
+        )
+        if more
+        else None
     )
 
-    if wants_geojson(query, request.headers.get("Accept")):
+    if wants_geojson(query, request.accept_mimetypes):
         body = _geojson(query, backend, hits, next_cursor)
         mimetype = GEOJSON_MEDIA_TYPE
     else:
@@ -137,9 +156,9 @@ def _render(
     if refreshed_at is None:
         response.headers["Cache-Control"] = "no-cache"
     else:
-        age_s = max(0.0, time.time() - refreshed_at)
-        left_s = max(0, _services().settings.refresh_interval_seconds - int(age_s))
-        response.headers[INDEX_AGE_HEADER] = f"{age_s:.0f}"
+        age_s = int(max(0.0, time.time() - refreshed_at))
+        left_s = max(0, _services().settings.refresh_interval_seconds - age_s)
+        response.headers[INDEX_AGE_HEADER] = str(age_s)
         response.headers["Cache-Control"] = f"max-age={left_s}"
     return response
 
@@ -195,7 +214,7 @@ def _geojson(query, backend, hits, next_cursor) -> dict:
     }
 
 
-@bp.get("/categories")
+@bp.get("/categories", provide_automatic_options=False)
 def categories():
     """List every category with its members in PostGIS and in Redis.
 
@@ -219,7 +238,7 @@ def categories():
     return Response(body(), mimetype="application/json")
 
 
-@bp.get("/health")
+@bp.get("/health", provide_automatic_options=False)
 def health():
     """Report whether PostgreSQL and Redis answer and how old the index is.
 

@@ -1,4 +1,4 @@
-"""The Flask app factory: connections, the API blueprint, the error handlers."""
+"""The Flask app factory: connections, the API and its description, errors."""
 
 from dataclasses import dataclass
 
@@ -9,6 +9,7 @@ from sqlalchemy import Engine
 from config import Settings
 from nearby import api
 from nearby import errors
+from nearby import openapi
 from nearby.db import make_engine
 from nearby.db import make_redis
 
@@ -37,5 +38,6 @@ def create_app(settings: Settings) -> Flask:
     app.extensions["nearby"] = Services(settings, engine, client)
 
     app.register_blueprint(api.bp)
+    openapi.register(app, settings)
     errors.register(app)
     return app

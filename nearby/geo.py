@@ -2,9 +2,11 @@
 
 Both /nearby/redis and /nearby/postgis measure the great-circle distance on a
 sphere of radius :data:`EARTH_RADIUS_M` (6372797.560856 m), the sphere Redis
-uses for GEOSEARCH. Its haversine form, for points given in degrees::
+uses for GEOSEARCH. For points given in degrees, the central angle in its
+atan2 form, well conditioned at every separation::
 
-    d = 2 R asin( sqrt( sin²(Δφ/2) + cos φ1 cos φ2 sin²(Δλ/2) ) )
+    d = R atan2( sqrt( (cos φ2 sin Δλ)² + (cos φ1 sin φ2 - sin φ1 cos φ2 cos Δλ)² ),
+                 sin φ1 sin φ2 + cos φ1 cos φ2 cos Δλ )
 
 PostGIS's spherical geography functions (``ST_Distance(a, b, false)``,
 ``ST_DWithin(a, b, r, false)``) use another sphere, of radius
@@ -46,16 +48,32 @@ MODEL_TO_POSTGIS = POSTGIS_SPHERE_RADIUS_M / EARTH_RADIUS_M
 REDIS_MAX_LATITUDE = 85.05112878
 """Redis stores and searches latitudes in [-85.05112878, 85.05112878] only."""
 
+REDIS_MEMBER_MAX_LATITUDE = 85.0511287
+"""Greatest latitude of a profile in Redis: 9 mm short of the limit, where
+members are stored but never found."""
+
 UNIT_M = {"m": 1.0, "km": 1000.0, "mi": 1609.344, "ft": 0.3048}
 """Metres in one unit: the international mile and foot, exactly."""
 
 
 def within_redis_latitude(lat: float | None) -> bool:
-    """Tell whether Redis can store or search around latitude ``lat`` degrees.
+    """Tell whether Redis can search around latitude ``lat`` degrees.
 
     An empty point (no latitude at all) is not.
     """
     return lat is not None and -REDIS_MAX_LATITUDE <= lat <= REDIS_MAX_LATITUDE
+
+
+def redis_holds(lat: float | None) -> bool:
+    """Tell whether Redis can hold a profile at latitude ``lat`` and find it.
+
+    Redis stores a member at exactly +85.05112878 but no search returns it,
+    so members must lie within :data:`REDIS_MEMBER_MAX_LATITUDE`.
+    """
+    return (
+        lat is not None
+        and -REDIS_MEMBER_MAX_LATITUDE <= lat <= REDIS_MEMBER_MAX_LATITUDE
+    )
 
 
 def reach_latitude(lat: float, radius_m: float) -> float:
@@ -68,17 +86,26 @@ def reach_latitude(lat: float, radius_m: float) -> float:
 
 
 def great_circle_m(lon1: float, lat1: float, lon2: float, lat2: float) -> float:
-    """Return the model distance in metres between two points in degrees."""
+    """Return the model distance in metres between two points in degrees.
+
+    The atan2 form of the central angle (Vincenty's formula for the sphere)
+    is exact to rounding at every separation, antipodes included, where the
+    haversine form loses centimetres; longitudes 360 degrees apart are the
+    same meridian.
+    """
     phi1 = math.radians(lat1)
     phi2 = math.radians(lat2)
-    half_dphi = (phi2 - phi1) / 2
-    half_dlambda = math.radians(lon2 - lon1) / 2
+    dlambda = math.radians(math.remainder(lon2 - lon1, 360.0))
+    cos_phi1, sin_phi1 = math.cos(phi1), math.sin(phi1)
+    cos_phi2, sin_phi2 = math.cos(phi2), math.sin(phi2)
+    cos_dlambda = math.cos(dlambda)
 
-    h = (
-        math.sin(half_dphi) ** 2
-        + math.cos(phi1) * math.cos(phi2) * math.sin(half_dlambda) ** 2
+    y = math.hypot(
+        cos_phi2 * math.sin(dlambda),
+        cos_phi1 * sin_phi2 - sin_phi1 * cos_phi2 * cos_dlambda,
     )
-    return 2 * EARTH_RADIUS_M * math.asin(math.sqrt(min(1.0, h)))
+    x = sin_phi1 * sin_phi2 + cos_phi1 * cos_phi2 * cos_dlambda
+    return EARTH_RADIUS_M * math.atan2(y, x)
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,22 +167,6 @@ class Box:
             return lon >= self.west or lon <= self.east
         return self.west <= lon <= self.east
 
-    def circumradius_m(self) -> float:
-        """Return a radius around :meth:`center` that encloses the whole box.
-
-        The farthest points of a box no wider than 180 degrees are among its
-        corners; a wider box is enclosed by half the globe's circumference.
-        """
-        if self.lon_span > 180.0:
-            return math.pi * EARTH_RADIUS_M
-
-        lon, lat = self.center()
-        return max(
-            great_circle_m(lon, lat, corner_lon, corner_lat)
-            for corner_lon in (self.west, self.east)
-            for corner_lat in (self.south, self.north)
-        )
-
 
 @dataclass(frozen=True, slots=True)
 class After:
@@ -177,8 +188,8 @@ class Search:
     """One search as both backends run it: an area, categories, a page.
 
     ``lon``/``lat`` are the centre results are measured from (a box's centre).
-    ``radius_m`` bounds the area: the circle's radius, the greatest radius of
-    a nearest search, or a circle enclosing the box. ``limit`` results are
+    ``radius_m`` bounds a circle: the radius of a radius search, the greatest
+    radius of a nearest search; a box search has none. ``limit`` results are
     asked for; backends return up to ``limit + 1``, the one past telling that
     another page exists. A radius or box search that covers more than
     ``max_scan`` members is refused; a nearest search is not, it stops at
@@ -189,7 +200,7 @@ class Search:
     categories: tuple[str, ...]
     lon: float
     lat: float
-    radius_m: float
+    radius_m: float | None
     limit: int
     max_scan: int
     box: Box | None = None

@@ -33,18 +33,22 @@ refresh changes single members in place: a reader sees each profile either
 before or after its change.
 """
 
+import dataclasses
 import logging
 import math
 import time
+import weakref
 from collections.abc import Callable
 from collections.abc import Iterable
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from dataclasses import field
+from pathlib import Path
 
 import orjson
 import redis
+from redis.commands.core import Script
 from redis.lock import Lock
 
 from nearby import geo
@@ -74,11 +78,6 @@ REDIS_SLACK_M = 1.0
 """Added to the radius Redis searches: its positions are rounded to about
 0.6 m, so candidates come from a slightly larger circle and the exact distance
 decides."""
-
-REDIS_SEARCH_MAX_LATITUDE = 85.0511287
-"""Redis misses members far from a centre at exactly its latitude limit; a
-centre beyond this latitude is searched from here, 9 mm closer to the equator,
-with the radius widened to match."""
 
 
 def geo_key(category: str) -> str:
@@ -139,6 +138,9 @@ NEAREST_DIRECT_FACTOR = 16
 """A nearest search over categories of at most this many times the members it
 needs sorts them all at once instead of probing circles first."""
 
+SEARCH_SCRIPT = (Path(__file__).with_name("search.lua")).read_text()
+"""The Lua script that runs one page of a search in Redis, in one round trip."""
+
 
 def search(
     client: redis.Redis, search: geo.Search, *, max_fetch: int = 10_000
@@ -150,8 +152,9 @@ def search(
     past the page until every result it returns is certain: closer than the
     last fetched member by more than the rounding, up to ``max_fetch`` members
     past the page. A nearest search first probes circles growing from
-    :data:`NEAREST_FIRST_RADIUS_M`, each cheaply counting members up to the
+    :data:`NEAREST_FIRST_RADIUS_M`, each counting members only up to the
     number it needs, and sorts only the smallest circle that holds enough.
+    Each attempt is one call of :data:`SEARCH_SCRIPT`.
 
     Raises:
         BeyondRedisLatitude: the centre lies beyond Redis's latitude limit, or
@@ -164,25 +167,87 @@ def search(
         BackendUnavailable: Redis is unreachable, too slow or failed.
     """
     area = _Area.of(search)
+    script = _script(client)
+    keys = [META_KEY, CATEGORIES_KEY]
+    for category in search.categories:
+        keys += _keys(category)
+    probes = _probes(search, area) if search.shape is geo.Shape.NEAREST else ""
+    count = search.depth
+    most = search.depth + max_fetch
+    after_key = search.after_key()
 
     with translate_errors():
-        refreshed_at, sizes, beyond = _category_sizes(client, search.categories)
-        if beyond and search.shape is not geo.Shape.NEAREST:
-            _check_reach(search, search.radius_m)
-        if search.shape is not geo.Shape.NEAREST and sum(sizes) > search.max_scan:
-            _check_scan(client, search, area)
-        if (
-            search.shape is geo.Shape.NEAREST
-            and sum(sizes) > NEAREST_DIRECT_FACTOR * search.depth
-        ):
-            area = area.with_radius(_nearest_radius(client, search, area))
+        while True:
+            reply = script(
+                keys=keys,
+                args=[
+                    search.shape.value,
+                    repr(area.lon),
+                    repr(area.lat),
+                    *area.extent(),
+                    count,
+                    search.max_scan,
+                    search.depth,
+                    NEAREST_DIRECT_FACTOR * search.depth,
+                    probes,
+                    *search.categories,
+                ],
+            )
+            refreshed_at, beyond, radius_m, found = _outcome(search, reply)
+            hits, certain_m = _hits(search, found, count, area.shift_m, after_key)
+            certain = [hit for hit in hits if hit.distance_m <= certain_m]
+            if certain_m == math.inf or len(certain) > search.limit:
+                hits = certain
+                break
+            if count >= most:
+                log.warning(
+                    "search: %d members of %s sit too close to order exactly past "
+                    "%d fetched; the page's order is approximate",
+                    len(hits),
+                    ",".join(search.categories),
+                    count,
+                )
+                break
+            count = min(count * 2, most)
+            area = area.probed(radius_m)
+            probes = ""
 
-        hits = _page(client, search, area, max_fetch)
-
+    hits = hits[: search.limit + 1]
+    if beyond and search.shape is not geo.Shape.NEAREST:
+        _check_reach(search, search.radius_m)
     if beyond and search.shape is geo.Shape.NEAREST:
         full = len(hits) > search.limit
         _check_reach(search, hits[-1].distance_m if full else search.radius_m)
     return Answer(hits, refreshed_at)
+
+
+_SCRIPTS: "weakref.WeakKeyDictionary[redis.Redis, Script]" = weakref.WeakKeyDictionary()
+
+
+def _script(client: redis.Redis) -> Script:
+    """Return :data:`SEARCH_SCRIPT` registered on ``client``, once per client.
+
+    Calls run it by its SHA1 digest, loading it first where Redis lacks it.
+    """
+    script = _SCRIPTS.get(client)
+    if script is None:
+        script = _SCRIPTS[client] = client.register_script(SEARCH_SCRIPT)
+    return script
+
+
+def _outcome(search: geo.Search, reply: list) -> tuple[float, int, float, list]:
+    """Decode the script's reply; raise the error it reports."""
+    status = reply[0]
+    if status == "not_ready":
+        raise IndexNotReady("the Redis index has not been built yet")
+    if status == "unknown":
+        raise UnknownCategory(reply[1])
+    if status == "too_large":
+        raise AreaTooLarge(box=search.box is not None, max_scan=search.max_scan)
+
+    _, refreshed_at, beyond, radius_m, *found = reply
+    pairs = list(zip(found[::2], found[1::2], strict=True))
+    return float(refreshed_at), int(beyond), float(radius_m), pairs
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,7 +256,7 @@ class _Area:
 
     ``lon``/``lat`` is where Redis searches from; ``shift_m`` is how far that
     lies from the search's own centre (a centre at Redis's latitude limit is
-    moved 9 mm).
+    moved 9 mm). Extents include :data:`REDIS_SLACK_M`.
     """
 
     lon: float
@@ -214,40 +279,41 @@ class _Area:
 
         lon = redis_longitude(search.lon)
         lat = max(
-            -REDIS_SEARCH_MAX_LATITUDE, min(REDIS_SEARCH_MAX_LATITUDE, search.lat)
+            -geo.REDIS_MEMBER_MAX_LATITUDE,
+            min(geo.REDIS_MEMBER_MAX_LATITUDE, search.lat),
         )
         shift_m = geo.great_circle_m(search.lon, search.lat, search.lon, lat)
         if search.box is None:
-            return cls(lon, lat, shift_m, radius_m=search.radius_m + shift_m)
+            radius_m = search.radius_m + shift_m + REDIS_SLACK_M
+            return cls(lon, lat, shift_m, radius_m=radius_m)
 
         width_m, height_m = _rectangle_m(search.box)
+        margin_m = 2 * (shift_m + REDIS_SLACK_M)
         return cls(
-            lon,
-            lat,
-            shift_m,
-            width_m=width_m + 2 * shift_m,
-            height_m=height_m + 2 * shift_m,
+            lon, lat, shift_m, width_m=width_m + margin_m, height_m=height_m + margin_m
         )
 
-    def with_radius(self, radius_m: float) -> "_Area":
-        return _Area(self.lon, self.lat, self.shift_m, radius_m=radius_m + self.shift_m)
+    def probed(self, radius_m: float) -> "_Area":
+        """Return a circle's area cut to the circle a nearest search probed."""
+        if self.radius_m is None:
+            return self
+        return dataclasses.replace(self, radius_m=radius_m)
 
-    def geosearch(self, pipe, category: str, **options) -> None:
+    def extent(self) -> tuple[str, str]:
+        """Return the script's radius, or width and height, in metres."""
         if self.radius_m is not None:
-            shape = {"radius": self.radius_m + REDIS_SLACK_M}
-        else:
-            shape = {
-                "width": self.width_m + 2 * REDIS_SLACK_M,
-                "height": self.height_m + 2 * REDIS_SLACK_M,
-            }
-        pipe.geosearch(
-            geo_key(category),
-            longitude=self.lon,
-            latitude=self.lat,
-            unit="m",
-            **shape,
-            **options,
-        )
+            return repr(self.radius_m), ""
+        return repr(self.width_m), repr(self.height_m)
+
+
+def _probes(search: geo.Search, area: _Area) -> str:
+    """Return the radii a nearest search probes, as the script takes them."""
+    radii = []
+    radius_m = NEAREST_FIRST_RADIUS_M
+    while radius_m < search.radius_m:
+        radii.append(repr(radius_m + area.shift_m + REDIS_SLACK_M))
+        radius_m *= NEAREST_GROWTH
+    return ",".join(radii)
 
 
 def _rectangle_m(box: geo.Box) -> tuple[float, float]:
@@ -273,27 +339,6 @@ def _rectangle_m(box: geo.Box) -> tuple[float, float]:
     return width_m, height_m
 
 
-def _category_sizes(
-    client: redis.Redis, categories: tuple[str, ...]
-) -> tuple[float, list[int], int]:
-    """Return the index's refresh time, each category's members, and how many
-    of their profiles lie beyond the latitude limit."""
-    pipe = client.pipeline(transaction=True)
-    pipe.hget(META_KEY, "refreshed_at")
-    pipe.smismember(CATEGORIES_KEY, list(categories))
-    for category in categories:
-        pipe.zcard(geo_key(category))
-        pipe.scard(beyond_key(category))
-    refreshed_at, known, *counts = pipe.execute()
-
-    if refreshed_at is None:
-        raise IndexNotReady("the Redis index has not been built yet")
-    for category, is_known in zip(categories, known, strict=True):
-        if not is_known:
-            raise UnknownCategory(category)
-    return float(refreshed_at), counts[::2], sum(counts[1::2])
-
-
 def _check_reach(search: geo.Search, radius_m: float) -> None:
     """Refuse a search that reaches where its categories have profiles that
     Redis does not hold."""
@@ -303,7 +348,7 @@ def _check_reach(search: geo.Search, radius_m: float) -> None:
     else:
         reach = geo.reach_latitude(search.lat, radius_m)
         param = "radius" if search.shape is geo.Shape.RADIUS else "lat"
-    if reach > geo.REDIS_MAX_LATITUDE:
+    if reach > geo.REDIS_MEMBER_MAX_LATITUDE:
         raise BeyondRedisLatitude(
             param,
             f"the search reaches beyond latitude ±{geo.REDIS_MAX_LATITUDE}, where "
@@ -312,121 +357,47 @@ def _check_reach(search: geo.Search, radius_m: float) -> None:
         )
 
 
-def _check_scan(client: redis.Redis, search: geo.Search, area: _Area) -> None:
-    """Refuse a radius or box search that covers more than ``max_scan`` members.
-
-    Each category is counted by a GEOSEARCH that stops at ``max_scan + 1``
-    members, so the count costs no more than the limit it enforces.
-    """
-    pipe = client.pipeline(transaction=False)
-    for category in search.categories:
-        area.geosearch(pipe, category, count=search.max_scan + 1, any=True)
-    scanned = sum(len(members) for members in pipe.execute())
-    if scanned > search.max_scan:
-        raise AreaTooLarge(box=search.box is not None, max_scan=search.max_scan)
-
-
-def _nearest_radius(client: redis.Redis, search: geo.Search, area: _Area) -> float:
-    """Return the smallest probed radius whose circle holds ``search.depth``
-    members of the categories, or the search's greatest radius."""
-    radii = []
-    radius_m = NEAREST_FIRST_RADIUS_M
-    while radius_m < search.radius_m:
-        radii.append(radius_m)
-        radius_m *= NEAREST_GROWTH
-
-    pipe = client.pipeline(transaction=False)
-    for radius_m in radii:
-        for category in search.categories:
-            area.with_radius(radius_m).geosearch(
-                pipe, category, count=search.depth, any=True
-            )
-    found = pipe.execute()
-
-    per_radius = len(search.categories)
-    for number, radius_m in enumerate(radii):
-        members = found[number * per_radius : (number + 1) * per_radius]
-        if per_radius == 1:
-            enough = len(members[0]) >= search.depth
-        else:
-            enough = len(set().union(*members)) >= search.depth
-        if enough:
-            return radius_m
-    return search.radius_m
-
-
-def _page(
-    client: redis.Redis, search: geo.Search, area: _Area, max_fetch: int
-) -> list[Hit]:
-    """Fetch members nearest first until one page of results is certain."""
-    count = search.depth
-    most = search.depth + max_fetch
-    after_key = search.after_key()
-
-    while True:
-        pipe = client.pipeline(transaction=True)
-        for category in search.categories:
-            area.geosearch(pipe, category, sort="ASC", count=count, withdist=True)
-        found = pipe.execute()
-
-        certain_m = math.inf
-        ids: dict[bytes, str] = {}
-        for category, members in zip(search.categories, found, strict=True):
-            if len(members) >= count:
-                certain_m = min(certain_m, members[-1][1] - 2 * REDIS_SLACK_M)
-            for member, _ in members:
-                ids.setdefault(member, category)
-        certain_m -= area.shift_m
-
-        hits = _hits(client, search, ids, after_key)
-        certain = [hit for hit in hits if hit.distance_m <= certain_m]
-        if certain_m == math.inf or len(certain) > search.limit:
-            return certain[: search.limit + 1]
-        if count >= most:
-            log.warning(
-                "search: %d members of %s sit too close to order exactly past "
-                "%d fetched; the page's order is approximate",
-                len(hits),
-                ",".join(search.categories),
-                count,
-            )
-            return hits[: search.limit + 1]
-        count = min(count * 2, most)
-
-
 def _hits(
-    client: redis.Redis,
     search: geo.Search,
-    ids: dict[bytes, str],
+    found: list[tuple[list, list]],
+    count: int,
+    shift_m: float,
     after_key: tuple[float, int] | None,
-) -> list[Hit]:
-    """Read the display fields of ``ids`` (member -> category) and return the
-    members in the search's area and past its page start, sorted."""
-    by_category: dict[str, list[bytes]] = {}
-    for member, category in ids.items():
-        by_category.setdefault(category, []).append(member)
-    pipe = client.pipeline(transaction=False)
-    for category, members in by_category.items():
-        pipe.hmget(info_key(category), members)
-    infos = pipe.execute()
+) -> tuple[list[Hit], float]:
+    """Return the fetched members in the search's area and past its page start,
+    sorted, and the distance up to which no unfetched member can lie.
 
+    ``found`` holds, for each category, its members nearest first with Redis's
+    distances, and their info entries. A category that returned fewer than
+    ``count`` members returned all of its area's.
+    """
+    certain_m = math.inf
+    seen = set()
     hits = []
-    for members, values in zip(by_category.values(), infos, strict=True):
-        for member, info in zip(members, values, strict=True):
+    for members, infos in found:
+        if len(members) >= count:
+            last_m = float(members[-1][1]) - 2 * REDIS_SLACK_M - shift_m
+            certain_m = min(certain_m, last_m)
+        for (member, _), info in zip(members, infos, strict=True):
             if info is None:
                 log.debug("search: member %s left during the search", member)
                 continue
+            if member in seen:
+                continue
+            seen.add(member)
+
             name, city, lon, lat = orjson.loads(info)
+            lon, lat = float(lon), float(lat)
             distance_m = geo.great_circle_m(search.lon, search.lat, lon, lat)
-            hit = Hit(int(member), name, city, lon, lat, distance_m)
             if not search.covers(lon, lat, distance_m):
                 continue
+            hit = Hit(int(member), name, city, lon, lat, distance_m)
             if after_key is not None and (distance_m, hit.id) <= after_key:
                 continue
             hits.append(hit)
 
     hits.sort(key=lambda hit: (hit.distance_m, hit.id))
-    return hits
+    return hits, certain_m
 
 
 def index_meta(client: redis.Redis) -> dict[str, str]:
@@ -534,7 +505,7 @@ class Member:
     @property
     def reachable(self) -> bool:
         """Whether Redis can hold and search this profile's position."""
-        return geo.within_redis_latitude(self.lat)
+        return geo.redis_holds(self.lat)
 
 
 class IndexBuild:

@@ -44,3 +44,12 @@ profiles = Table(
     Index("profiles_location_gist", "location", postgresql_using="gist"),
     Index("profiles_categories_gin", "categories", postgresql_using="gin"),
 )
+
+Index(
+    "profiles_lonlat_gist",
+    func.geometry(profiles.c.location),
+    postgresql_using="gist",
+)
+"""Planar index of the same points in degrees, for box searches: its ``&&``
+test is a longitude/latitude rectangle, where the geography index answers
+circles."""

@@ -24,6 +24,7 @@ from sqlalchemy import TextClause
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import InterfaceError
+from sqlalchemy.exc import InternalError
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import ProgrammingError
 from sqlalchemy.schema import CreateIndex
@@ -234,7 +235,8 @@ EWKB_POINT_WITH_SRID = 0x20000001
 WGS84_SRID = 4326
 
 SECONDARY_INDEXES = tuple(sorted(models.profiles.indexes, key=lambda index: index.name))
-"""The GiST index on location and the GIN index on categories."""
+"""The GiST indexes on location (as geography and as geometry) and the GIN
+index on categories."""
 
 BULK_MAINTENANCE_WORK_MEM_SQL = text("SET LOCAL maintenance_work_mem = '256MB'")
 """Memory of each session that builds a secondary index, on the server."""
@@ -306,15 +308,28 @@ BOX_SQL = """
 meridian."""
 
 
+ENVELOPES_SQL = """
+    AND (
+        location::geometry && ST_MakeEnvelope(:west_1, :south, :east_1, :north, 4326)
+        OR location::geometry && ST_MakeEnvelope(:west_2, :south, :east_2, :north, 4326)
+    )
+    """
+"""The index test of a box: two rectangles in degrees, answered by the planar
+GiST index on ``location::geometry`` (see :func:`_envelopes`)."""
+
+
 def _area_sql(box: bool, after: bool) -> TextClause:
+    if box:
+        area = ENVELOPES_SQL + BOX_SQL
+    else:
+        area = f"AND ST_DWithin(location, {CENTER_SQL}, :radius_pg, false)"
     return text(
         f"""
         WITH area AS MATERIALIZED (
             SELECT id, name, city, location
             FROM profiles
             WHERE categories && CAST(:categories AS text[])
-              AND ST_DWithin(location, {CENTER_SQL}, :radius_pg, false)
-              {BOX_SQL if box else ""}
+              {area}
             LIMIT :scan_limit
         )
         SELECT counted.scanned, page.*
@@ -322,7 +337,7 @@ def _area_sql(box: bool, after: bool) -> TextClause:
         LEFT JOIN LATERAL (
             SELECT {PAGE_COLUMNS_SQL}
             FROM area, {POINT_SQL}
-            WHERE true {AFTER_SQL if after else ""}
+            WHERE counted.scanned < :scan_limit {AFTER_SQL if after else ""}
             ORDER BY p.distance_pg, id
             LIMIT :page_limit
         ) AS page ON true
@@ -368,7 +383,7 @@ AREA_SQL = {
 }
 """A radius or box search: the area's members, at most ``scan_limit`` of them
 and counted, then one page of them nearest first. The count tells a search
-that covers too many members, before any is sorted."""
+that covers too many members, which then sorts none of them."""
 
 NEAREST_SQL = {after: _nearest_sql(after) for after in (False, True)}
 """A nearest search. The GiST index walks out from the centre to the ``depth``
@@ -380,6 +395,17 @@ REACH_SLACK_PG = 1e-6
 """Metres added to the circle of a nearest search, against rounding in the last
 digit between ``ST_Distance`` and ``ST_DWithin``; members it lets in beyond
 the page are cut by the sort."""
+
+KNN_ORDER_ERROR = "index returned tuples in wrong order"
+"""PostgreSQL's error when an index walk by distance finds a row nearer than
+the distance the index gave it."""
+
+NO_INDEX_WALK_SQL = text(
+    "SELECT set_config('enable_indexscan', 'off', true), "
+    "set_config('enable_indexonlyscan', 'off', true)"
+)
+"""Makes the rest of the transaction order by exact distances, not walk the
+GiST index by them; filters still use the indexes, through bitmap scans."""
 
 UNKNOWN_CATEGORY_SQL = text(
     """
@@ -667,7 +693,6 @@ def search_statement(search: geo.Search) -> tuple[TextClause, dict]:
     params = {
         "lon": search.lon,
         "lat": search.lat,
-        "radius_pg": search.radius_m * geo.MODEL_TO_POSTGIS,
         "categories": list(search.categories),
         "page_limit": search.limit + 1,
     }
@@ -679,6 +704,8 @@ def search_statement(search: geo.Search) -> tuple[TextClause, dict]:
             "after_id": search.after.id,
         }
 
+    if search.radius_m is not None:
+        params["radius_pg"] = search.radius_m * geo.MODEL_TO_POSTGIS
     if search.shape is geo.Shape.NEAREST:
         statement = NEAREST_SQL[after]
         params |= {"depth": search.depth, "reach_slack_pg": REACH_SLACK_PG}
@@ -686,7 +713,7 @@ def search_statement(search: geo.Search) -> tuple[TextClause, dict]:
         statement = AREA_SQL[search.box is not None, after]
         params["scan_limit"] = search.max_scan + 1
         if search.box is not None:
-            params |= dataclasses.asdict(search.box)
+            params |= dataclasses.asdict(search.box) | _envelopes(search.box)
     return statement, params
 
 
@@ -706,17 +733,17 @@ def search(engine: Engine, search: geo.Search) -> list[Hit]:
     """
     statement, params = search_statement(search)
     with connect(engine) as conn:
-        rows = conn.execute(statement, params).all()
+        if len(search.categories) > 1:
+            _check_categories(conn, search.categories)
+        rows = _search_rows(
+            conn, statement, params, nearest=search.shape is geo.Shape.NEAREST
+        )
         if rows and "scanned" in rows[0]._fields and rows[0].scanned > search.max_scan:
             raise AreaTooLarge(box=search.box is not None, max_scan=search.max_scan)
 
         rows = [row for row in rows if row.id is not None]
-        if not rows or len(search.categories) > 1:
-            unknown = conn.execute(
-                UNKNOWN_CATEGORY_SQL, {"categories": list(search.categories)}
-            ).scalar()
-            if unknown is not None:
-                raise UnknownCategory(unknown)
+        if not rows and len(search.categories) == 1:
+            _check_categories(conn, search.categories)
 
     return [
         Hit(
@@ -729,6 +756,65 @@ def search(engine: Engine, search: geo.Search) -> list[Hit]:
         )
         for row in rows
     ]
+
+
+def _check_categories(conn: Connection, categories: tuple[str, ...]) -> None:
+    """Raise UnknownCategory for the first of ``categories`` no profile has."""
+    unknown = conn.execute(
+        UNKNOWN_CATEGORY_SQL, {"categories": list(categories)}
+    ).scalar()
+    if unknown is not None:
+        raise UnknownCategory(unknown)
+
+
+def _envelopes(box: geo.Box) -> dict[str, float]:
+    """Return two longitude ranges whose rectangles hold every point of ``box``.
+
+    A box across the antimeridian is its two halves. Another box is itself,
+    and, when one of its edges is longitude 180 or -180, the other name of
+    that meridian, where profiles may be stored too; otherwise the second
+    range repeats the first.
+    """
+    if box.crosses_antimeridian:
+        ranges = ((box.west, 180.0), (-180.0, box.east))
+    elif box.east == 180.0:
+        ranges = ((box.west, box.east), (-180.0, -180.0))
+    elif box.west == -180.0:
+        ranges = ((box.west, box.east), (180.0, 180.0))
+    else:
+        ranges = ((box.west, box.east),) * 2
+
+    (west_1, east_1), (west_2, east_2) = ranges
+    return {"west_1": west_1, "east_1": east_1, "west_2": west_2, "east_2": east_2}
+
+
+def _search_rows(
+    conn: Connection, statement: TextClause, params: dict, *, nearest: bool
+) -> list:
+    """Run a search statement; run a nearest one again if its index walk failed.
+
+    The GiST index walks a nearest search out from the centre by a lower bound
+    of each distance, which PostgreSQL then computes exactly. Around a centre
+    less than a micrometre from a profile, rounding can put that bound above
+    the exact distance (a centre at longitude 180 beside a profile at -180
+    does it; so do coordinates within 1e-11 degrees of 0), and PostgreSQL
+    stops the statement with :data:`KNN_ORDER_ERROR`. The second run sorts the
+    circle's members by their exact distances instead: slower, and rare.
+    """
+    try:
+        return conn.execute(statement, params).all()
+    except InternalError as exc:
+        if not nearest or KNN_ORDER_ERROR not in str(exc.orig):
+            raise
+
+    log.info(
+        "postgis: nearest search around (%s, %s) sorted without the index walk",
+        params["lon"],
+        params["lat"],
+    )
+    conn.rollback()
+    conn.execute(NO_INDEX_WALK_SQL)
+    return conn.execute(statement, params).all()
 
 
 @contextmanager

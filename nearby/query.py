@@ -20,12 +20,14 @@ fraction and an optional exponent (``-33.86``, ``1e3``). Anything else, such as
 ``0x10``, ``1_000``, `` 5``, ``NaN`` or ``inf``, is unparsable; so is a number
 too large to be finite. ``limit`` is a whole number.
 
-A ``cursor`` names the last result of the page before and a digest of the
-query it belongs to; it is base64url text with no meaning to clients.
+A ``cursor`` names the last result of the page before, signed together with
+a digest of the query it belongs to; it is base64url text with no meaning to
+clients.
 """
 
 import base64
 import hashlib
+import hmac
 import re
 from collections.abc import Mapping
 from typing import Annotated
@@ -36,6 +38,7 @@ from pydantic import BaseModel
 from pydantic import ConfigDict
 from pydantic import Field
 from pydantic import ValidationError
+from werkzeug.datastructures import MIMEAccept
 from werkzeug.datastructures import MultiDict
 
 from nearby import geo
@@ -58,11 +61,13 @@ DEFAULT_LIMIT = 50
 MAX_LIMIT = 1000
 MAX_CATEGORIES = 20
 CURSOR_MAX_LENGTH = 256
-CURSOR_VERSION = 1
+CURSOR_VERSION = 2
+CURSOR_MAC_BYTES = 16
 BBOX_EDGES = ("west", "south", "east", "north")
 
 GEOJSON = "geojson"
 GEOJSON_MEDIA_TYPE = "application/geo+json"
+JSON_MEDIA_TYPE = "application/json"
 
 DECIMAL = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 INTEGER = re.compile(r"[+-]?[0-9]+")
@@ -194,14 +199,20 @@ class NearbyQuery(BaseModel):
             return self.box.center()
         return self.lon, self.lat
 
-    def digest(self) -> str:
-        """Return a digest of what selects and orders results (not the page)."""
+    def digest(self) -> bytes:
+        """Return a digest of what selects and orders results (not the page).
+
+        Equal queries digest alike: the radius counts in whole micrometres,
+        whatever its unit, and longitude -180 as 180.
+        """
         shape = [self.shape.value, sorted(set(self.category))]
         if self.bbox is not None:
             shape.append(list(self.bbox))
         else:
-            shape += [self.lon, self.lat, self.radius_m]
-        return hashlib.blake2b(orjson.dumps(shape), digest_size=9).hexdigest()
+            lon = 180.0 if self.lon == -180.0 else self.lon
+            radius_m = None if self.radius_m is None else round(self.radius_m, 6)
+            shape += [lon, self.lat, radius_m]
+        return hashlib.blake2b(orjson.dumps(shape), digest_size=16).digest()
 
 
 NUMBER_PARAMS = {LAT: DECIMAL, LON: DECIMAL, RADIUS: DECIMAL, LIMIT: INTEGER}
@@ -358,92 +369,101 @@ def _bad_parameter(exc: ValidationError, values: dict[str, str]) -> BadParameter
     return BadParameter(name, f"{label}: {error['msg']}")
 
 
-def wants_geojson(query: NearbyQuery, accept: str | None) -> bool:
+def wants_geojson(query: NearbyQuery, accept: MIMEAccept) -> bool:
     """Tell whether the answer should be GeoJSON.
 
-    ``format`` decides when given; otherwise an ``Accept`` header that names
-    ``application/geo+json`` asks for it.
+    ``format`` decides when given; otherwise the ``Accept`` header does, by
+    its quality values: GeoJSON when it prefers ``application/geo+json`` to
+    ``application/json``.
     """
     if query.format is not None:
         return query.format == GEOJSON
-    return bool(accept) and GEOJSON_MEDIA_TYPE in accept.lower()
+    return accept[GEOJSON_MEDIA_TYPE] > accept[JSON_MEDIA_TYPE]
 
 
-def encode_cursor(query: NearbyQuery, last: geo.Hit, offset: int) -> str:
+def encode_cursor(query: NearbyQuery, last: geo.Hit, offset: int, key: bytes) -> str:
     """Return the cursor of the page after the one that ended with ``last``.
 
-    ``offset`` counts the results up to and including ``last``.
+    ``offset`` counts the results up to and including ``last``. The cursor is
+    signed with ``key`` together with the query's digest, so that it is valid
+    for that query only and cannot be made by anyone without the key.
     """
-    payload = [CURSOR_VERSION, query.digest(), offset, last.id, last.lon, last.lat]
-    return base64.urlsafe_b64encode(orjson.dumps(payload)).rstrip(b"=").decode()
+    payload = orjson.dumps(
+        [CURSOR_VERSION, offset, last.id, float(last.lon), float(last.lat)]
+    )
+    mac = _cursor_mac(key, query, payload)
+    return base64.urlsafe_b64encode(mac + payload).rstrip(b"=").decode()
 
 
-def decode_cursor(query: NearbyQuery, max_offset: int) -> geo.After | None:
+def decode_cursor(query: NearbyQuery, max_offset: int, key: bytes) -> geo.After | None:
     """Return where the page of ``query.cursor`` starts, or None without one.
 
     Raises:
-        BadParameter: the cursor is not one this service made, belongs to
-            another query, or reaches past ``max_offset`` results.
+        BadParameter: the cursor is not one this service made with ``key``,
+            belongs to another query, or reaches past ``max_offset`` results.
     """
     if query.cursor is None:
         return None
 
+    not_ours = BadParameter(
+        CURSOR, f"cursor is not one this service gave, got {_shown(query.cursor)}"
+    )
     try:
         text = query.cursor + "=" * (-len(query.cursor) % 4)
-        version, digest, offset, last_id, lon, lat = orjson.loads(
-            base64.urlsafe_b64decode(text)
-        )
-        after = geo.After(id=last_id, lon=lon, lat=lat, offset=offset)
-        valid = (
-            version == CURSOR_VERSION
-            and isinstance(digest, str)
-            and all(type(value) is int for value in (offset, last_id))
-            and all(type(value) is float for value in (lon, lat))
-            and offset >= 1
-            and -180 <= lon <= 180
-            and -90 <= lat <= 90
-        )
-    except (ValueError, TypeError):
-        valid = False
-    if not valid:
-        raise BadParameter(
-            CURSOR, f"cursor is not one this service gave, got {_shown(query.cursor)}"
-        )
-
-    if digest != query.digest():
+        raw = base64.urlsafe_b64decode(text)
+    except ValueError:
+        raise not_ours from None
+    mac, payload = raw[:CURSOR_MAC_BYTES], raw[CURSOR_MAC_BYTES:]
+    if not hmac.compare_digest(mac, _cursor_mac(key, query, payload)):
         raise BadParameter(
             CURSOR,
-            "cursor belongs to another query; page with the same category, centre, "
-            "radius or bbox as the query that returned it",
+            "cursor belongs to another query, or was not made by this service; "
+            "page with the same category, centre, radius or bbox as the query "
+            "that returned it",
         )
+
+    try:
+        version, offset, last_id, lon, lat = orjson.loads(payload)
+    except (ValueError, TypeError):
+        raise not_ours from None
+    if version != CURSOR_VERSION:
+        raise not_ours
     if offset + query.limit > max_offset:
         raise BadParameter(
             CURSOR,
             f"pages end {max_offset} results from the first; narrow the query "
             "(a smaller radius or box, or fewer categories) to see farther",
         )
-    return after
+    return geo.After(id=last_id, lon=lon, lat=lat, offset=offset)
+
+
+def _cursor_mac(key: bytes, query: NearbyQuery, payload: bytes) -> bytes:
+    return hashlib.blake2b(
+        query.digest() + payload, key=key, digest_size=CURSOR_MAC_BYTES
+    ).digest()
 
 
 def to_search(
-    query: NearbyQuery, *, nearest_max_m: float, max_scan: int, max_offset: int
+    query: NearbyQuery,
+    *,
+    nearest_max_m: float,
+    max_scan: int,
+    max_offset: int,
+    cursor_key: bytes,
 ) -> geo.Search:
     """Return the :class:`~nearby.geo.Search` both backends run for ``query``.
 
-    ``nearest_max_m`` bounds a search without a radius; ``max_scan`` and
-    ``max_offset`` are the limits of :class:`~nearby.geo.Search` and
-    :func:`decode_cursor`.
+    ``nearest_max_m`` bounds a search without a radius; ``max_scan``,
+    ``max_offset`` and ``cursor_key`` are the limits of
+    :class:`~nearby.geo.Search` and :func:`decode_cursor`.
 
     Raises:
         BadParameter: the cursor is not valid for this query.
     """
     lon, lat = query.center()
     box = query.box
-    if box is not None:
-        radius_m = box.circumradius_m()
-    elif query.radius_m is not None:
-        radius_m = query.radius_m
-    else:
+    radius_m = query.radius_m
+    if box is None and radius_m is None:
         radius_m = nearest_max_m
 
     return geo.Search(
@@ -455,5 +475,5 @@ def to_search(
         limit=query.limit,
         max_scan=max_scan,
         box=box,
-        after=decode_cursor(query, max_offset),
+        after=decode_cursor(query, max_offset, cursor_key),
     )

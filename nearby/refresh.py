@@ -170,7 +170,7 @@ def _refresh(engine, client, lock, batch_size, full) -> RefreshReport:
             "refresh: left %d profiles beyond latitude %.8f and %d invalid "
             "category values out of Redis's GEO sets",
             report.skipped_latitude,
-            geo.REDIS_MAX_LATITUDE,
+            geo.REDIS_MEMBER_MAX_LATITUDE,
             report.skipped_category,
         )
     log.info("refresh: done: %s", report.summary())

@@ -93,7 +93,7 @@ def _compare_counts(conn, client, report: VerifyReport) -> list[str]:
     report.pending_changes = postgis.pending_changes(conn)
     names = []
     batch = []
-    for row in postgis.category_member_counts(conn, geo.REDIS_MAX_LATITUDE):
+    for row in postgis.category_member_counts(conn, geo.REDIS_MEMBER_MAX_LATITUDE):
         if is_category(row[0]):
             batch.append(row)
         if len(batch) == COUNT_BATCH:
@@ -130,7 +130,7 @@ def _compare_sample(conn, client, names, sample, seed, report, lock) -> None:
             conn,
             category,
             geoindex.iter_members(client, category),
-            max_lat=geo.REDIS_MAX_LATITUDE,
+            max_lat=geo.REDIS_MEMBER_MAX_LATITUDE,
             tolerance_m=POSITION_TOLERANCE_M,
         )
         for kind, (count, examples) in drift.items():

@@ -1,12 +1,13 @@
-"""Print three example queries of the running demo, each checked first.
+"""Print example queries of the running demo, each checked first.
 
 ``make demo`` runs this once gunicorn is started. It takes the two largest
 categories from ``GET /categories``, centres each query on a real profile of
 the category (read through :mod:`nearby.postgis`, so the profile itself is a
 result; of a few such profiles, the one with the most neighbours), and keeps
 a query only if the server answers it 200 with at least one result. The
-examples cover both backends: the same query on /nearby/redis and
-/nearby/postgis, then a wider one on Redis.
+examples cover both backends and the query shapes: the same radius query on
+/nearby/redis and /nearby/postgis, the nearest profiles however far through
+/nearby, and a map view's box as GeoJSON.
 
 Exit status 0 when every example was checked, 1 otherwise (the message says
 which URL failed and why).
@@ -117,20 +118,42 @@ def nearby_url(
     backend: str,
     category: str,
     centre: tuple[float, float],
-    radius_km: float,
+    radius_km: float | None,
     limit: int,
 ) -> str:
-    """Return the URL of a search on ``backend`` around ``centre`` (lon, lat)."""
+    """Return the URL of a search on ``backend`` around ``centre`` (lon, lat).
+
+    ``backend`` is ``redis``, ``postgis`` or empty for /nearby, which picks;
+    without ``radius_km`` the search is for the nearest profiles.
+    """
     lon, lat = centre
     params = {
         query.LAT: f"{lat:.5f}",
         query.LON: f"{lon:.5f}",
-        query.RADIUS: radius_km,
         query.UNIT: "km",
         query.CATEGORY: category,
         query.LIMIT: limit,
     }
-    return f"{base}/nearby/{backend}?{urlencode(params)}"
+    if radius_km is not None:
+        params[query.RADIUS] = radius_km
+    path = f"/nearby/{backend}" if backend else "/nearby"
+    return f"{base}{path}?{urlencode(params)}"
+
+
+def box_url(base: str, category: str, centre: tuple[float, float], half_deg: float):
+    """Return the URL of a GeoJSON box search of ``half_deg`` around ``centre``."""
+    lon, lat = centre
+    bbox = ",".join(
+        f"{value:.4f}"
+        for value in (
+            max(-180.0, lon - half_deg),
+            max(-90.0, lat - half_deg),
+            min(180.0, lon + half_deg),
+            min(90.0, lat + half_deg),
+        )
+    )
+    params = {query.BBOX: bbox, query.CATEGORY: category, query.FORMAT: "geojson"}
+    return f"{base}/nearby?{urlencode(params, safe=',')}"
 
 
 def checked(title: str, url: str, wait_s: float) -> Example:
@@ -163,7 +186,7 @@ def busiest(
 
 
 def examples(base: str, wait_s: float) -> list[Example]:
-    """Return the three checked examples: one query on both backends, one more."""
+    """Return the checked examples: one query on both backends, then others."""
     first, second = largest_categories(base, wait_s, 2)
     candidates = centres([first, second])
     near = busiest(base, first, candidates[first], 50, 10, wait_s)
@@ -181,8 +204,13 @@ def examples(base: str, wait_s: float) -> list[Example]:
             wait_s,
         ),
         checked(
-            f"Redis: the 25 nearest {second} within 200 km",
-            nearby_url(base, "redis", second, far, 200, 25),
+            f"The 25 nearest {second}, however far (/nearby picks the backend)",
+            nearby_url(base, "", second, far, None, 25),
+            wait_s,
+        ),
+        checked(
+            f"The {first} in a map view, as GeoJSON",
+            box_url(base, first, near, 0.2),
             wait_s,
         ),
     ]
@@ -207,7 +235,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"demo: error: {exc}", file=sys.stderr)
         return 1
 
-    print(f"\nnearby runs at {base}. Three queries, each checked just now:\n")
+    print(f"\nnearby runs at {base}. Example queries, each checked just now:\n")
     for example in shown:
         print(f"  {example.title} ({example.found} found):")
         print(f"    {example.url}")

@@ -65,7 +65,12 @@ ROWS_SQL = text(
 INDEXES_SQL = text(
     "SELECT indexname FROM pg_indexes WHERE tablename = 'profiles' ORDER BY 1"
 )
-ALL_INDEXES = ["profiles_categories_gin", "profiles_location_gist", "profiles_pkey"]
+ALL_INDEXES = [
+    "profiles_categories_gin",
+    "profiles_location_gist",
+    "profiles_lonlat_gist",
+    "profiles_pkey",
+]
 
 
 def _central_angle_m(lon1: float, lat1: float, lon2: float, lat2: float) -> float:

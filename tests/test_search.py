@@ -5,6 +5,7 @@ Every case runs on /nearby/redis (after a refresh) and /nearby/postgis.
 
 import pytest
 
+from nearby.app import create_app
 from tests import spherical
 
 PARIS = (2.3522, 48.8566)
@@ -274,3 +275,96 @@ def test_centre_at_the_redis_latitude_limit_reaches_far_profiles(
     assert [r["id"] for r in body["results"]] == [pid for _, pid in expected]
     for result, (distance_m, _) in zip(body["results"], expected, strict=True):
         assert result["distance"] * 1000 == pytest.approx(distance_m, abs=1.0)
+
+
+@pytest.mark.parametrize(
+    ("center", "profile"),
+    [
+        pytest.param(
+            (180.0, 30.0), (-180.0, 30.0), id="longitude-180-beside-minus-180"
+        ),
+        pytest.param(
+            (-180.0, 30.0), (180.0, 30.0), id="longitude-minus-180-beside-180"
+        ),
+        pytest.param((45.0, 1e-12), (45.0, 0.0), id="a-hair-north-of-the-equator"),
+        pytest.param((1e-13, 45.0), (0.0, 45.0), id="a-hair-east-of-greenwich"),
+    ],
+)
+def test_nearest_around_a_hair_from_a_profile_finds_it_first(
+    backend, place, center, profile
+):
+    lon, lat = profile
+    neighbours = [
+        (f"n{east}{north}", lon + east, lat + north, ["developers"])
+        for east in (-1, 0, 1)
+        for north in (-1, 0, 1)
+        if east or north
+    ]
+    [pid, *_] = place(("here", lon, lat, ["developers"]), *neighbours)
+
+    body = backend.search(lon=center[0], lat=center[1], limit=3, category="developers")
+
+    assert body["results"][0]["id"] == pid
+    assert body["results"][0]["distance"] == pytest.approx(0, abs=1e-6)
+    assert body["count"] == 3
+
+
+SCAN_CAP = 100
+TWO_CATEGORIES = ["developers", "python-developer"]
+
+
+@pytest.fixture
+def capped_client(settings, db, redis_client):
+    """A client of an app that refuses areas holding over SCAN_CAP profiles."""
+    app = create_app(settings.model_copy(update={"max_scan_members": SCAN_CAP}))
+    yield app.test_client()
+    services = app.extensions["nearby"]
+    services.engine.dispose()
+    services.redis.close()
+
+
+SCAN_AREAS = [
+    pytest.param({"lon": PARIS[0], "lat": PARIS[1], "radius": 10}, id="radius"),
+    pytest.param({"bbox": "2.2,48.75,2.5,48.95"}, id="bbox"),
+]
+
+
+def _in_two_categories(count):
+    """``count`` profiles within 5 km of Paris, each of both TWO_CATEGORIES."""
+    return [
+        (f"p{n}", *spherical.destination(*PARIS, 7 * n, 50 * n), TWO_CATEGORIES)
+        for n in range(count)
+    ]
+
+
+@pytest.mark.parametrize("endpoint", ["/nearby/redis", "/nearby/postgis"])
+@pytest.mark.parametrize("area", SCAN_AREAS)
+def test_a_profile_of_several_categories_counts_once_toward_the_scan_cap(
+    capped_client, place, refresh, endpoint, area
+):
+    ids = place(*_in_two_categories(SCAN_CAP // 2 + 10))
+    refresh()
+
+    response = capped_client.get(
+        endpoint,
+        query_string=area | {"category": ",".join(TWO_CATEGORIES), "limit": SCAN_CAP},
+    )
+
+    assert response.status_code == 200, response.get_json()
+    assert sorted(r["id"] for r in response.get_json()["results"]) == ids
+
+
+@pytest.mark.parametrize("endpoint", ["/nearby/redis", "/nearby/postgis"])
+@pytest.mark.parametrize("area", SCAN_AREAS)
+def test_an_area_over_the_scan_cap_is_refused(
+    capped_client, place, refresh, endpoint, area
+):
+    place(*_in_two_categories(SCAN_CAP + 1))
+    refresh()
+
+    response = capped_client.get(
+        endpoint, query_string=area | {"category": ",".join(TWO_CATEGORIES)}
+    )
+
+    assert response.status_code == 400
+    assert response.get_json()["error"]["code"] == "area_too_large"

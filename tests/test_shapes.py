@@ -625,3 +625,197 @@ def test_any_unknown_category_of_several_is_a_404_naming_it(client, scene, path)
 
     assert status == 404
     assert "astronauts" in body["error"]["message"]
+
+
+@pytest.mark.parametrize("path", BACKENDS)
+def test_whole_degree_coordinates_stay_decimals_and_page(client, place, refresh, path):
+    ids = place(
+        ("null-island", 0.0, 0.0, [DEV]),
+        ("null-island-twin", 0.0, 0.0, [DEV]),
+        ("one-east", 1.0, 0.0, [DEV]),
+    )
+    refresh()
+    params = {"category": DEV, "lon": 0, "lat": 0, "radius": 200, "limit": 1}
+
+    pages, cursor = _pages(client, path, params, 4)
+
+    results = [result for page in pages for result in page]
+    assert [result["id"] for result in results] == ids
+    assert cursor is None
+    assert all(type(result["lon"]) is float for result in results)
+    assert all(type(result["lat"]) is float for result in results)
+
+
+@pytest.mark.parametrize("lat", [85.05112878, -85.05112878])
+def test_a_profile_at_the_redis_limit_itself_is_served_by_postgis(
+    client, place, refresh, lat
+):
+    inside, at_limit = place(
+        ("just-inside", 20.0, math.copysign(85.0511287, lat), ["limit"]),
+        ("at-limit", 20.0, lat, ["limit"]),
+    )
+    refresh()
+    params = {"category": "limit", "lon": 20, "lat": math.copysign(84, lat)}
+
+    redis_status, redis_body, _ = _get(client, "/nearby/redis", **params, radius=200)
+    status, body, headers = _get(client, "/nearby", **params, radius=200)
+
+    assert redis_status == 400
+    assert redis_body["error"]["code"] == "beyond_redis_latitude"
+    assert status == 200
+    assert headers["X-Backend"] == "postgis"
+    assert sorted(r["id"] for r in body["results"]) == [inside, at_limit]
+
+
+@pytest.mark.parametrize("path", BACKENDS)
+@pytest.mark.parametrize("center_lon", [180.0, -180.0])
+def test_longitudes_180_and_minus_180_are_one_point_ordered_by_id(
+    client, place, refresh, path, center_lon
+):
+    ids = place(
+        ("east", 180.0, 0.0, [DEV]),
+        ("west", -180.0, 0.0, [DEV]),
+        ("near", 179.9, 0, [DEV]),
+    )
+    refresh()
+    params = {"category": DEV, "lon": center_lon, "lat": 0, "limit": 1}
+
+    pages, _ = _pages(client, path, params, 3)
+
+    results = [result for page in pages for result in page]
+    assert [result["id"] for result in results] == ids
+    assert [result["distance"] for result in results[:2]] == [0.0, 0.0]
+
+
+@pytest.mark.parametrize(("first", "second"), [BACKENDS, BACKENDS[::-1]])
+def test_pages_across_backends_keep_every_profile_near_the_antipode(
+    client, place, refresh, first, second
+):
+    spot = (10.5, 20.25)
+    antipode = (spot[0] - 180, -spot[1])
+    profiles = [(f"tie-{n}", *spot, [DEV]) for n in range(4)]
+    profiles += [
+        (f"nearer-{n}", *_near(spot, 90, 0.01 * (n + 1)), [DEV]) for n in range(4)
+    ]
+    ids = place(*profiles)
+    refresh()
+    expected = sorted(
+        (spherical.distance_m(*antipode, lon, lat), pid)
+        for pid, (_, lon, lat, _) in zip(ids, profiles, strict=True)
+    )
+    params = {"category": DEV, "lon": antipode[0], "lat": antipode[1]}
+    params |= {"radius": 20030, "limit": 3}
+
+    _, page1, _ = _get(client, first, **params)
+    _, page2, _ = _get(client, second, **params, cursor=page1["next_cursor"])
+    _, page3, _ = _get(client, first, **params, cursor=page2["next_cursor"])
+
+    got = [r["id"] for page in (page1, page2, page3) for r in page["results"]]
+    assert got == [pid for _, pid in expected]
+
+
+@pytest.mark.parametrize("path", BACKENDS)
+def test_an_unknown_category_is_a_404_before_the_area_is_counted(
+    capped_client, db, refresh, path
+):
+    _cluster(db, PARIS, 150, 3000, DEV)
+    refresh()
+
+    status, body, _ = _get(
+        capped_client, path, category=f"astronauts,{DEV}", **AREAS["bbox"]
+    )
+
+    assert status == 404
+    assert "astronauts" in body["error"]["message"]
+
+
+def test_nearby_serves_a_box_that_only_redis_rectangle_overfills(
+    client_with, db, refresh
+):
+    client = client_with(max_scan_members=100)
+    _cluster(db, (10.0, 65.0), 90, 20000, DEV)
+    _cluster(db, (27.0, 65.0), 60, 20000, DEV, seed=9)
+    refresh()
+    params = {"category": DEV, "bbox": "0,0,20,70", "limit": 1000}
+    _, postgis_body, _ = _get(client, "/nearby/postgis", **params)
+    redis_status, _, _ = _get(client, "/nearby/redis", **params)
+
+    status, body, headers = _get(client, "/nearby", **params)
+
+    assert postgis_body["count"] <= 100
+    assert redis_status == 400
+    assert status == 200
+    assert headers["X-Backend"] == "postgis"
+    assert headers["X-Backend-Reason"].startswith("area_too_large")
+    assert body["results"] == postgis_body["results"]
+
+
+@pytest.mark.parametrize(
+    "accept",
+    ["application/geo+json;q=0", "application/json, application/geo+json;q=0.1", "*/*"],
+)
+def test_accept_quality_values_decide_the_format(client, scene, accept):
+    response = client.get(
+        "/nearby/postgis",
+        query_string={"category": DEV, "lon": 2.35, "lat": 48.85},
+        headers={"Accept": accept},
+    )
+
+    assert response.mimetype == "application/json"
+
+
+@pytest.mark.parametrize("path", ["/nearby", "/nearby/redis", "/categories", "/health"])
+def test_options_is_a_json_405(client, path):
+    response = client.options(path)
+
+    assert response.status_code == 405
+    assert response.get_json()["error"]["code"] == "method_not_allowed"
+
+
+def test_backend_reason_is_ascii(client, scene):
+    params = {"category": POLAR, "lon": 20.0, "lat": 89.0}
+
+    response = client.get("/nearby", query_string=params)
+
+    assert response.status_code == 200
+    response.headers["X-Backend-Reason"].encode("ascii")
+
+
+@pytest.mark.parametrize("path", BACKENDS)
+def test_a_cursor_pages_on_with_the_radius_in_another_unit(client, scene, path):
+    params = {"category": DEV, "lon": PARIS[0], "lat": PARIS[1], "limit": 2}
+    _, first, _ = _get(client, path, **params, radius=1000, unit="m")
+
+    status, _, _ = _get(
+        client,
+        path,
+        **params,
+        radius=1000 / spherical.FEET_M,
+        unit="ft",
+        cursor=first["next_cursor"],
+    )
+
+    assert status == 200
+
+
+@pytest.mark.parametrize("path", BACKENDS)
+def test_a_forged_cursor_is_refused(client, scene, path):
+    import base64
+    import json
+
+    params = {
+        "category": DEV,
+        "lon": PARIS[0],
+        "lat": PARIS[1],
+        "radius": 5,
+        "limit": 2,
+    }
+    _, first, _ = _get(client, path, **params)
+    raw = base64.urlsafe_b64decode(first["next_cursor"] + "==")
+    forged = raw[:16] + json.dumps([2, 1, 2**40, PARIS[0], PARIS[1]]).encode()
+    cursor = base64.urlsafe_b64encode(forged).rstrip(b"=").decode()
+
+    status, body, _ = _get(client, path, **params, cursor=cursor)
+
+    assert status == 400
+    assert body["error"]["param"] == "cursor"

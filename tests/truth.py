@@ -2,7 +2,9 @@
 
 from sqlalchemy import text
 
-REDIS_MAX_LATITUDE = 85.05112878
+REDIS_MAX_LATITUDE = 85.0511287
+"""Greatest latitude of a profile that Redis holds (it never finds members at
+its own limit, 85.05112878)."""
 
 
 def searchable_members(engine, category: str) -> dict[int, tuple[float, float]]:
@@ -11,7 +13,7 @@ def searchable_members(engine, category: str) -> dict[int, tuple[float, float]]:
         rows = conn.execute(
             text(
                 "SELECT id, ST_X(location::geometry), ST_Y(location::geometry) "
-                "FROM profiles WHERE :c = ANY(categories) "
+                "FROM profiles WHERE categories @> ARRAY[CAST(:c AS text)] "
                 "AND abs(ST_Y(location::geometry)) <= :max_lat"
             ),
             {"c": category, "max_lat": REDIS_MAX_LATITUDE},
