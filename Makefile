@@ -35,7 +35,7 @@ define stop_pidfile
 	fi; rm -f $(1)
 endef
 
-.PHONY: venv services demo stop test fmt clean
+.PHONY: venv services demo stop test bench fmt clean
 
 venv: $(STAMP)
 
@@ -88,6 +88,11 @@ test: services
 	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
 	$(BIN)/pytest
+
+# Not part of `make test`: seeds its own databases (1,000,000 profiles and a
+# 100,000 baseline; 5,000,000 with BENCH_ARGS=--with-5m) and runs for minutes.
+bench: services
+	$(BIN)/python bench/suite.py $(BENCH_ARGS)
 
 fmt: venv
 	$(BIN)/ruff format .

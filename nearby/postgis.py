@@ -701,20 +701,9 @@ def copy_encoded(dbapi_connection, data: bytes) -> None:
         cursor.copy_expert(COPY_SQL, io.BytesIO(data), size=COPY_CHUNK_BYTES)
 
 
-def search(engine: Engine, search: geo.Search) -> list[Hit]:
-    """Return up to ``search.limit + 1`` profiles of one page of ``search``.
-
-    Nearest first, ties by id; distances on the model sphere. The GiST index
-    on location answers ``ST_DWithin`` and ``<->``, the GIN index the
-    category test.
-
-    Raises:
-        AreaTooLarge: a radius or box search covers more than
-            ``search.max_scan`` members.
-        UnknownCategory: no profile has one of the categories.
-        BackendUnavailable: PostgreSQL is unreachable or the query timed out.
-        SchemaMissing: the profiles table does not exist.
-    """
+def search_statement(search: geo.Search) -> tuple[TextClause, dict]:
+    """Return the statement that :func:`search` runs for ``search``, and its
+    parameters."""
     params = {
         "lon": search.lon,
         "lat": search.lat,
@@ -739,7 +728,24 @@ def search(engine: Engine, search: geo.Search) -> list[Hit]:
         params["scan_limit"] = search.max_scan + 1
         if search.box is not None:
             params |= dataclasses.asdict(search.box) | _envelopes(search.box)
+    return statement, params
 
+
+def search(engine: Engine, search: geo.Search) -> list[Hit]:
+    """Return up to ``search.limit + 1`` profiles of one page of ``search``.
+
+    Nearest first, ties by id; distances on the model sphere. The GiST index
+    on location answers ``ST_DWithin`` and ``<->``, the GIN index the
+    category test.
+
+    Raises:
+        AreaTooLarge: a radius or box search covers more than
+            ``search.max_scan`` members.
+        UnknownCategory: no profile has one of the categories.
+        BackendUnavailable: PostgreSQL is unreachable or the query timed out.
+        SchemaMissing: the profiles table does not exist.
+    """
+    statement, params = search_statement(search)
     with connect(engine) as conn:
         if len(search.categories) > 1:
             _check_categories(conn, search.categories)

@@ -1,0 +1,1 @@
+"""Benchmarks of nearby and the WSGI apps they serve (see ``bench/suite.py``)."""
