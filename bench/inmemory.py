@@ -167,8 +167,9 @@ def nearest_rows(
     return rows[order], distance_m[order]
 
 
-def create_inmemory_app(profiles: Profiles) -> Flask:
-    """Return the WSGI app that answers ``/nearby/inmemory`` from ``profiles``."""
+def create_inmemory_app(profiles: Profiles, cursor_key: bytes) -> Flask:
+    """Return the WSGI app that answers ``/nearby/inmemory`` from ``profiles``,
+    signing its cursors with ``cursor_key`` as the nearby app does."""
     app = Flask("nearby-inmemory")
 
     @app.get(PATH)
@@ -207,7 +208,7 @@ def create_inmemory_app(profiles: Profiles) -> Flask:
         if len(rows) > query.limit:
             last = results[-1]
             hit = geo.Hit(last["id"], "", None, last["lon"], last["lat"], 0.0)
-            next_cursor = encode_cursor(query, hit, len(results))
+            next_cursor = encode_cursor(query, hit, len(results), cursor_key)
 
         body = {
             "backend": "inmemory",
@@ -242,4 +243,4 @@ def build() -> Flask:
         len(profiles.members),
         time.perf_counter() - started,
     )
-    return create_inmemory_app(profiles)
+    return create_inmemory_app(profiles, settings.cursor_key)
