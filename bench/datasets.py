@@ -32,6 +32,8 @@ from sqlalchemy import create_engine
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
+from nearby import loader
+
 log = logging.getLogger(__name__)
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -165,6 +167,10 @@ def prepare(data: Dataset, client) -> dict[str, float]:
             with engine.begin() as conn:
                 conn.execute(MARKER_CREATE_SQL)
                 conn.execute(MARKER_WRITE_SQL, {"n": data.profiles})
+
+        else:
+            # A data set seeded by an older nearby gains what this one adds.
+            loader.prepare_schema(engine)
 
         if not _index_matches(engine, client, data.profiles):
             log.info("dataset %s: building the Redis index", data.label)

@@ -1,9 +1,11 @@
-"""The profiles table, the contract shared with every application that writes it.
+"""The profiles table, the contract shared with every application that writes it,
+and the search key PostgreSQL keeps beside it.
 
 Other applications insert, update and delete rows with plain SQL, knowing
 nothing of the Redis indexes; a trigger (created with the table, see
 :func:`nearby.postgis.ensure_schema`) keeps ``updated_at`` current whatever
-the writer sends.
+the writer sends. Other triggers keep ``profile_categories`` in step with
+every write, in the writer's own transaction.
 """
 
 from geoalchemy2 import Geography
@@ -53,3 +55,31 @@ Index(
 """Planar index of the same points in degrees, for box searches: its ``&&``
 test is a longitude/latitude rectangle, where the geography index answers
 circles."""
+
+profile_categories = Table(
+    "profile_categories",
+    metadata,
+    Column("category", Text(collation="C"), nullable=False),
+    Column("geohash", Text(collation="C"), nullable=False),
+    Column("profile_id", BigInteger, nullable=False),
+    Column(
+        "location",
+        Geography(geometry_type="POINT", srid=4326, spatial_index=False),
+        nullable=False,
+    ),
+    Index(
+        "profile_categories_key",
+        "category",
+        "geohash",
+        postgresql_include=["profile_id", "location"],
+    ),
+)
+"""One row per category of each profile, derived from ``profiles`` by triggers
+and never written otherwise: the category, the geohash of the location
+(:mod:`nearby.cells`), the profile's id and its location.
+
+Its B-tree keeps each category's members in geohash order, so a radius
+search of one category reads a few ranges of its own members around the
+centre (:func:`nearby.cells.cover`) and tests their exact distances from the
+index alone, where ``profiles`` would read every profile of every category
+near the centre."""

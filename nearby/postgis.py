@@ -29,6 +29,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import ProgrammingError
 from sqlalchemy.schema import CreateIndex
 
+from nearby import cells
 from nearby import geo
 from nearby import models
 from nearby.errors import AreaTooLarge
@@ -187,6 +188,112 @@ change (none for an insert); a row without a profile asks for a full rebuild
 is truncated, so that a refresh can tell a log it can trust.
 """
 
+SEARCH_KEY_ROWS_SQL = """
+    SELECT DISTINCT category, ST_GeoHash(location::geometry, {precision}),
+           id, location
+    FROM {source}, unnest(categories) AS category
+    WHERE category IS NOT NULL AND NOT ST_IsEmpty(location::geometry)
+    """.replace("{precision}", str(cells.STORED_PRECISION))
+"""The ``profile_categories`` rows of the profiles in ``{source}``, each
+category of a profile once. A NULL category and an empty point, which no
+search finds, have none: the write that holds them goes through."""
+
+SEARCH_KEY_COLUMNS = "(category, geohash, profile_id, location)"
+
+SEARCH_KEY_SQL = [
+    text(
+        f"""
+        CREATE OR REPLACE FUNCTION nearby_key_inserted() RETURNS trigger
+        LANGUAGE plpgsql AS $$
+        BEGIN
+            INSERT INTO profile_categories {SEARCH_KEY_COLUMNS}
+            {SEARCH_KEY_ROWS_SQL.format(source="new_rows")};
+            RETURN NULL;
+        END
+        $$
+        """
+    ),
+    text(
+        f"""
+        CREATE OR REPLACE FUNCTION nearby_key_deleted() RETURNS trigger
+        LANGUAGE plpgsql AS $$
+        BEGIN
+            DELETE FROM profile_categories AS k
+            USING ({SEARCH_KEY_ROWS_SQL.format(source="old_rows")})
+                AS gone (category, geohash, profile_id, location)
+            WHERE k.category = gone.category AND k.geohash = gone.geohash
+              AND k.profile_id = gone.profile_id;
+            RETURN NULL;
+        END
+        $$
+        """
+    ),
+    text(
+        f"""
+        CREATE OR REPLACE FUNCTION nearby_key_updated() RETURNS trigger
+        LANGUAGE plpgsql AS $$
+        BEGIN
+            DELETE FROM profile_categories AS k
+            USING ({SEARCH_KEY_ROWS_SQL.format(source="old_rows")})
+                AS gone (category, geohash, profile_id, location)
+            WHERE k.category = gone.category AND k.geohash = gone.geohash
+              AND k.profile_id = gone.profile_id;
+            INSERT INTO profile_categories {SEARCH_KEY_COLUMNS}
+            {SEARCH_KEY_ROWS_SQL.format(source="new_rows")};
+            RETURN NULL;
+        END
+        $$
+        """
+    ),
+    text(
+        """
+        CREATE OR REPLACE FUNCTION nearby_key_truncated() RETURNS trigger
+        LANGUAGE plpgsql AS $$
+        BEGIN
+            TRUNCATE profile_categories;
+            RETURN NULL;
+        END
+        $$
+        """
+    ),
+    text(
+        "CREATE OR REPLACE TRIGGER profiles_key_inserted AFTER INSERT ON profiles "
+        "REFERENCING NEW TABLE AS new_rows "
+        "FOR EACH STATEMENT EXECUTE FUNCTION nearby_key_inserted()"
+    ),
+    text(
+        "CREATE OR REPLACE TRIGGER profiles_key_updated AFTER UPDATE ON profiles "
+        "REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows "
+        "FOR EACH STATEMENT EXECUTE FUNCTION nearby_key_updated()"
+    ),
+    text(
+        "CREATE OR REPLACE TRIGGER profiles_key_deleted AFTER DELETE ON profiles "
+        "REFERENCING OLD TABLE AS old_rows "
+        "FOR EACH STATEMENT EXECUTE FUNCTION nearby_key_deleted()"
+    ),
+    text(
+        "CREATE OR REPLACE TRIGGER profiles_key_truncated AFTER TRUNCATE ON profiles "
+        "FOR EACH STATEMENT EXECUTE FUNCTION nearby_key_truncated()"
+    ),
+    *(
+        text(f"ALTER TABLE profiles ENABLE ALWAYS TRIGGER profiles_key_{event}")
+        for event in ("inserted", "updated", "deleted", "truncated")
+    ),
+]
+"""The triggers that keep ``profile_categories`` (see :mod:`nearby.models`) in
+step with profiles: one statement per write, in the writer's transaction.
+They fire always, even for a session that skips the others (the bulk
+loader's), since a search reads nothing else."""
+
+SEARCH_KEY_EXISTS_SQL = text("SELECT to_regclass('profile_categories') IS NOT NULL")
+
+BACKFILL_SEARCH_KEY_SQL = text(
+    f"INSERT INTO profile_categories {SEARCH_KEY_COLUMNS} "
+    + SEARCH_KEY_ROWS_SQL.format(source="profiles")
+    + " ORDER BY 1, 2"
+)
+"""Fills a new ``profile_categories`` from the profiles already there."""
+
 MARK_UNTRACKED_LOAD_SQL = (
     "INSERT INTO profile_changes (profile_id) SELECT NULL "
     "WHERE current_setting('session_replication_role') = 'replica'"
@@ -234,9 +341,14 @@ EWKB_LITTLE_ENDIAN = 1
 EWKB_POINT_WITH_SRID = 0x20000001
 WGS84_SRID = 4326
 
-SECONDARY_INDEXES = tuple(sorted(models.profiles.indexes, key=lambda index: index.name))
-"""The GiST indexes on location (as geography and as geometry) and the GIN
-index on categories."""
+SECONDARY_INDEXES = tuple(
+    sorted(
+        models.profiles.indexes | models.profile_categories.indexes,
+        key=lambda index: index.name,
+    )
+)
+"""The GiST indexes on location (as geography and as geometry), the GIN index
+on categories and the B-tree of ``profile_categories``."""
 
 BULK_MAINTENANCE_WORK_MEM_SQL = text("SET LOCAL maintenance_work_mem = '256MB'")
 """Memory of each session that builds a secondary index, on the server."""
@@ -345,6 +457,39 @@ def _area_sql(box: bool, after: bool) -> TextClause:
     )
 
 
+def _keyed_area_sql(after: bool) -> TextClause:
+    return text(
+        f"""
+        WITH area AS MATERIALIZED (
+            SELECT k.id, k.location
+            FROM unnest(CAST(:cell_low AS text[]), CAST(:cell_high AS text[]))
+                AS cell (low, high),
+            LATERAL (
+                SELECT profile_id AS id, location
+                FROM profile_categories
+                WHERE category = :category
+                  AND geohash >= cell.low AND geohash < cell.high
+                  AND ST_DWithin(location, {CENTER_SQL}, :radius_pg, false)
+                OFFSET 0
+            ) AS k
+            LIMIT :scan_limit
+        )
+        SELECT counted.scanned, page.id, profiles.name, profiles.city,
+               page.lon, page.lat, page.distance_pg
+        FROM (SELECT count(*) AS scanned FROM area) AS counted
+        LEFT JOIN LATERAL (
+            SELECT id, p.lon, p.lat, p.distance_pg
+            FROM area, {POINT_SQL}
+            WHERE counted.scanned < :scan_limit {AFTER_SQL if after else ""}
+            ORDER BY p.distance_pg, id
+            LIMIT :page_limit
+        ) AS page ON true
+        LEFT JOIN profiles ON profiles.id = page.id
+        ORDER BY page.distance_pg, page.id
+        """
+    )
+
+
 def _nearest_sql(after: bool) -> TextClause:
     return text(
         f"""
@@ -385,6 +530,13 @@ AREA_SQL = {
 and counted, then one page of them nearest first. The count tells a search
 that covers too many members, which then sorts none of them."""
 
+KEYED_AREA_SQL = {after: _keyed_area_sql(after) for after in (False, True)}
+"""A radius search of one category, from ``profile_categories``: the same
+count and page as :data:`AREA_SQL`, reading the category's members in the
+geohash ranges that cover the circle (:func:`nearby.cells.cover`), distances
+tested and measured from the index; only the page's rows join profiles, for
+their names and cities."""
+
 NEAREST_SQL = {after: _nearest_sql(after) for after in (False, True)}
 """A nearest search. The GiST index walks out from the centre to the ``depth``
 nearest members by ``<->``; the farthest of them bounds a circle that holds at
@@ -410,7 +562,7 @@ GiST index by them; filters still use the indexes, through bitmap scans."""
 UNKNOWN_CATEGORY_SQL = text(
     """
     SELECT c FROM unnest(CAST(:categories AS text[])) WITH ORDINALITY AS t(c, n)
-    WHERE NOT EXISTS (SELECT 1 FROM profiles WHERE categories @> ARRAY[c])
+    WHERE NOT EXISTS (SELECT 1 FROM profile_categories WHERE category = c)
     ORDER BY n
     LIMIT 1
     """
@@ -472,11 +624,25 @@ def ensure_schema(engine: Engine) -> None:
         ) from exc
 
     with engine.begin() as conn:
+        keyed = conn.execute(SEARCH_KEY_EXISTS_SQL).scalar_one()
         models.metadata.create_all(conn)
         conn.execute(TOUCH_FUNCTION_SQL)
         conn.execute(TOUCH_TRIGGER_SQL)
-        for statement in CHANGE_LOG_SQL:
+        for statement in CHANGE_LOG_SQL + SEARCH_KEY_SQL:
             conn.execute(statement)
+        if not keyed:
+            _backfill_search_key(conn)
+
+
+def _backfill_search_key(conn: Connection) -> None:
+    started = time.perf_counter()
+    rows = conn.execute(BACKFILL_SEARCH_KEY_SQL).rowcount
+    if rows:
+        log.warning(
+            "postgis: filled the new profile_categories with %d rows in %.1f s",
+            rows,
+            time.perf_counter() - started,
+        )
 
 
 def drop_schema(engine: Engine) -> None:
@@ -487,7 +653,7 @@ def drop_schema(engine: Engine) -> None:
 
 
 def drop_secondary_indexes(conn: Connection) -> None:
-    """Drop the GiST and GIN indexes, inside the caller's transaction.
+    """Drop the secondary indexes, inside the caller's transaction.
 
     For a bulk load into an empty table: building them once afterwards
     (:func:`create_secondary_indexes`) costs a fraction of maintaining them
@@ -498,12 +664,13 @@ def drop_secondary_indexes(conn: Connection) -> None:
 
 
 def missing_secondary_indexes(conn: Connection) -> list[str]:
-    """Return the names of the secondary indexes the profiles table lacks."""
+    """Return the names of the secondary indexes that do not exist."""
     present = set(
         conn.execute(
             text(
                 "SELECT indexname FROM pg_indexes "
-                "WHERE schemaname = current_schema() AND tablename = 'profiles'"
+                "WHERE schemaname = current_schema() "
+                "AND tablename IN ('profiles', 'profile_categories')"
             )
         ).scalars()
     )
@@ -608,8 +775,8 @@ def count_profiles(conn: Connection) -> int:
 
 
 def analyze(conn: Connection) -> None:
-    """Refresh the planner's statistics of the profiles table."""
-    conn.execute(text("ANALYZE profiles"))
+    """Refresh the planner's statistics of profiles and its search key."""
+    conn.execute(text("ANALYZE profiles, profile_categories"))
 
 
 def copy_profiles(dbapi_connection, rows: Iterable[tuple]) -> int:
@@ -723,6 +890,17 @@ def search_statement(search: geo.Search) -> tuple[TextClause, dict]:
     if search.shape is geo.Shape.NEAREST:
         statement = NEAREST_SQL[after]
         params |= {"depth": search.depth, "reach_slack_pg": REACH_SLACK_PG}
+    elif search.box is None and len(search.categories) == 1:
+        statement = KEYED_AREA_SQL[after]
+        cover = cells.cover(search.lon, search.lat, search.radius_m)
+        if cover.whole_globe:
+            cover = cells.Cover(("",), (cells.PAST_LAST,))
+        params |= {
+            "category": search.categories[0],
+            "cell_low": list(cover.low),
+            "cell_high": list(cover.high),
+            "scan_limit": search.max_scan + 1,
+        }
     else:
         statement = AREA_SQL[search.box is not None, after]
         params["scan_limit"] = search.max_scan + 1
@@ -734,9 +912,11 @@ def search_statement(search: geo.Search) -> tuple[TextClause, dict]:
 def search(engine: Engine, search: geo.Search) -> list[Hit]:
     """Return up to ``search.limit + 1`` profiles of one page of ``search``.
 
-    Nearest first, ties by id; distances on the model sphere. The GiST index
-    on location answers ``ST_DWithin`` and ``<->``, the GIN index the
-    category test.
+    Nearest first, ties by id; distances on the model sphere. A radius search
+    of one category reads its members near the centre from the B-tree of
+    ``profile_categories``; other searches read profiles, whose GiST index on
+    location answers ``ST_DWithin`` and ``<->`` and whose GIN index answers
+    the category test.
 
     Raises:
         AreaTooLarge: a radius or box search covers more than
