@@ -33,6 +33,7 @@ def create_app(settings: Settings) -> Flask:
         connect_timeout_s=settings.backend_timeout_seconds,
         statement_timeout_ms=settings.statement_timeout_ms,
         deadline_s=settings.query_deadline_seconds,
+        autocommit=True,
     )
     client = make_redis(settings.redis_url, timeout_s=settings.backend_timeout_seconds)
     app.extensions["nearby"] = Services(settings, engine, client)

@@ -475,8 +475,14 @@ def _keyed_area_sql(after: bool) -> TextClause:
             LIMIT :scan_limit
         )
         SELECT counted.scanned, page.id, profiles.name, profiles.city,
-               page.lon, page.lat, page.distance_pg
-        FROM (SELECT count(*) AS scanned FROM area) AS counted
+               page.lon, page.lat, page.distance_pg, counted.known
+        FROM (
+            SELECT count(*) AS scanned,
+                   EXISTS (
+                       SELECT FROM profile_categories WHERE category = :category
+                   ) AS known
+            FROM area
+        ) AS counted
         LEFT JOIN LATERAL (
             SELECT id, p.lon, p.lat, p.distance_pg
             FROM area, {POINT_SQL}
@@ -532,7 +538,8 @@ that covers too many members, which then sorts none of them."""
 
 KEYED_AREA_SQL = {after: _keyed_area_sql(after) for after in (False, True)}
 """A radius search of one category, from ``profile_categories``: the same
-count and page as :data:`AREA_SQL`, reading the category's members in the
+count and page as :data:`AREA_SQL`, and whether the category has members at
+all, reading the category's members in the
 geohash ranges that cover the circle (:func:`nearby.cells.cover`), distances
 tested and measured from the index; only the page's rows join profiles, for
 their names and cities."""
@@ -935,8 +942,12 @@ def search(engine: Engine, search: geo.Search) -> list[Hit]:
         if rows and "scanned" in rows[0]._fields and rows[0].scanned > search.max_scan:
             raise AreaTooLarge(box=search.box is not None, max_scan=search.max_scan)
 
+        known = rows[0].known if rows and "known" in rows[0]._fields else None
+        if known is False:
+            raise UnknownCategory(search.categories[0])
+
         rows = [row for row in rows if row.id is not None]
-        if not rows and len(search.categories) == 1:
+        if not rows and known is None and len(search.categories) == 1:
             _check_categories(conn, search.categories)
 
     return [
@@ -1007,6 +1018,9 @@ def _search_rows(
         params["lat"],
     )
     conn.rollback()
+    # Its settings last for one transaction, which an engine in autocommit
+    # mode would end with the statement that makes them.
+    conn.execution_options(isolation_level="READ COMMITTED")
     conn.execute(NO_INDEX_WALK_SQL)
     return conn.execute(statement, params).all()
 

@@ -9,6 +9,7 @@ from sqlalchemy.engine import make_url
 
 from nearby import geoindex
 from nearby.app import create_app
+from nearby.db import PING_AFTER_IDLE_S
 
 GOOD = {"lat": "48.85", "lon": "2.35", "radius": "5", "category": "developers"}
 ENDPOINTS = ["/nearby/redis", "/nearby/postgis"]
@@ -365,6 +366,9 @@ def freezable_proxy(settings):
                 return
             if not data:
                 return
+            # Bytes read just before the freeze wait for the thaw too.
+            while freeze.is_set() and not stop.is_set():
+                time.sleep(0.05)
             sink.sendall(data)
 
     def serve():
@@ -393,14 +397,18 @@ def freezable_proxy(settings):
     listener.close()
 
 
+@pytest.mark.parametrize(
+    "idle_s", [0.0, PING_AFTER_IDLE_S + 0.2], ids=["trusted", "pinged"]
+)
 def test_postgis_that_stops_answering_is_a_503_within_the_deadline(
-    settings, db, place, freezable_proxy
+    settings, db, place, freezable_proxy, idle_s
 ):
     url, freeze = freezable_proxy
     place(("dev", 2.35, 48.85, ["developers"]))
     app = create_app(settings.model_copy(update={"database_url": url}))
     warm = app.test_client().get("/nearby/postgis", query_string=GOOD)
     freeze.set()
+    time.sleep(idle_s)
 
     response, seconds = _timed_get(app, "/nearby/postgis")
     health = app.test_client().get("/health")
