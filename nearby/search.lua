@@ -13,8 +13,8 @@
 -- {'ok', refreshed_at, beyond, radius, found_1, infos_1, found_2, ...}: the
 -- index's refresh time, how many profiles of the categories lie beyond the
 -- latitude limit, the radius searched (a nearest search's probed one), and
--- for each category its nearest members with their distances (GEOSEARCH ...
--- WITHDIST) and their info entries.
+-- for each category its nearest members, nearest first by Redis's rounded
+-- positions, and their info entries.
 
 local HMGET_BATCH = 1000
 
@@ -94,12 +94,12 @@ end
 
 local reply = {'ok', refreshed_at, beyond, radius}
 for i = 1, categories do
-    local found = geosearch(KEYS[3 * i], area, 'ASC', 'COUNT', count, 'WITHDIST')
+    local found = geosearch(KEYS[3 * i], area, 'ASC', 'COUNT', count)
     local infos = {}
     for first = 1, #found, HMGET_BATCH do
         local members = {}
         for j = first, math.min(first + HMGET_BATCH - 1, #found) do
-            members[#members + 1] = found[j][1]
+            members[#members + 1] = found[j]
         end
         local batch = redis.call('HMGET', KEYS[3 * i + 1], unpack(members))
         for _, info in ipairs(batch) do

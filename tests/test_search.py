@@ -5,6 +5,7 @@ Every case runs on /nearby/redis (after a refresh) and /nearby/postgis.
 
 import pytest
 
+from nearby import geoindex
 from nearby.app import create_app
 from tests import spherical
 
@@ -368,3 +369,25 @@ def test_an_area_over_the_scan_cap_is_refused(
 
     assert response.status_code == 400
     assert response.get_json()["error"]["code"] == "area_too_large"
+
+
+def test_redis_that_lost_its_scripts_still_answers(
+    client, place, refresh, redis_client
+):
+    profiles = _around(PARIS, (0, 0), (90, 1000), (0, 7000))
+    ids = place(*profiles)
+    refresh()
+    query = {"lon": PARIS[0], "lat": PARIS[1], "radius": 5, "category": "developers"}
+    first = client.get("/nearby/redis", query_string=query)
+
+    redis_client.script_flush()
+    again = client.get("/nearby/redis", query_string=query)
+    third = client.get("/nearby/redis", query_string=query)
+
+    expected = [pid for _, pid in _expected(PARIS, profiles, ids, 5000)]
+    for response in (first, again, third):
+        assert response.status_code == 200
+        assert [r["id"] for r in response.get_json()["results"]] == expected
+    assert redis_client.script_exists(
+        redis_client.register_script(geoindex.SEARCH_SCRIPT).sha
+    ) == [True]
