@@ -74,7 +74,10 @@ def cover(lon: float, lat: float, radius_m: float) -> Cover:
         return WHOLE_GLOBE
 
     west_east, south, north = box
-    for precision in range(STORED_PRECISION, 0, -1):
+    # Finer precisions would need more than MAX_CELLS rows of cells alone.
+    rows_bits = math.log2(180.0 * MAX_CELLS / max(north - south, 1e-12))
+    finest = max(1, min(STORED_PRECISION, int(2 * rows_bits / 5) + 1))
+    for precision in range(finest, 0, -1):
         columns = [
             _cell_span(w, e, _lon_bits(precision), -180.0, 360.0) for w, e in west_east
         ]
@@ -163,22 +166,41 @@ def _cell(value: float, bits: int, start: float, width: float) -> int:
 def _cell_span(
     low: float, high: float, bits: int, start: float, width: float
 ) -> tuple[int, int]:
-    return _cell(low, bits, start, width), _cell(high, bits, start, width)
+    """Return the first and last cell numbers over ``[low, high]``.
+
+    By division, where :func:`_cell` halves: the two differ only for a value
+    within rounding of a boundary, and a cover's bounds lie
+    :data:`MARGIN_RAD` beyond every point it must hold.
+    """
+    cells = 1 << bits
+    scale = cells / width
+    first = min(cells - 1, max(0, int((low - start) * scale)))
+    last = min(cells - 1, max(0, int((high - start) * scale)))
+    return first, last
+
+
+SPREAD_BYTE = [
+    sum(((byte >> bit) & 1) << (2 * bit) for bit in range(8)) for byte in range(256)
+]
+"""Each byte with a zero bit put above each of its bits."""
+
+
+def _spread(number: int) -> int:
+    """Return ``number`` with a zero bit put above each of its bits."""
+    spread = 0
+    shift = 0
+    while number:
+        spread |= SPREAD_BYTE[number & 0xFF] << shift
+        number >>= 8
+        shift += 16
+    return spread
 
 
 def _interleave(column: int, row: int, precision: int) -> int:
     """Return the geohash bits of a cell: longitude bit first, then latitude."""
-    code = 0
-    lon_bit = _lon_bits(precision) - 1
-    lat_bit = _lat_bits(precision) - 1
-    for position in range(5 * precision):
-        if position % 2 == 0:
-            code = (code << 1) | ((column >> lon_bit) & 1)
-            lon_bit -= 1
-        else:
-            code = (code << 1) | ((row >> lat_bit) & 1)
-            lat_bit -= 1
-    return code
+    if (5 * precision) % 2 == 0:
+        return (_spread(column) << 1) | _spread(row)
+    return _spread(column) | (_spread(row) << 1)
 
 
 def _geohash(code: int, precision: int) -> str:
