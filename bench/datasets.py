@@ -32,6 +32,7 @@ from sqlalchemy import create_engine
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
+from nearby import cells
 from nearby import loader
 
 log = logging.getLogger(__name__)
@@ -79,15 +80,21 @@ CENTRES_SQL = text(
 CENTRE_TABLE_SQL = [
     text("DROP TABLE IF EXISTS bench_centres"),
     text(
-        "CREATE TABLE bench_centres (n int PRIMARY KEY, lon float8 NOT NULL, "
-        "lat float8 NOT NULL, categories text NOT NULL)"
+        "CREATE TABLE bench_centres (n int, radius_km int, lon float8 NOT NULL, "
+        "lat float8 NOT NULL, categories text NOT NULL, category text NOT NULL, "
+        "cell_low text NOT NULL, cell_high text NOT NULL, "
+        "PRIMARY KEY (n, radius_km))"
     ),
 ]
 CENTRE_INSERT_SQL = text(
-    "INSERT INTO bench_centres (n, lon, lat, categories) "
-    "VALUES (:n, :lon, :lat, :categories)"
+    "INSERT INTO bench_centres "
+    "(n, radius_km, lon, lat, categories, category, cell_low, cell_high) "
+    "VALUES (:n, :radius_km, :lon, :lat, :categories, :category, :cell_low, "
+    ":cell_high)"
 )
-"""The centres pgbench draws from: ``categories`` is a text[] literal."""
+"""The centres pgbench draws from, at each radius: ``categories`` and the
+geohash ranges of the circle (:func:`nearby.cells.cover`) are text[]
+literals."""
 
 
 @dataclass(frozen=True)
@@ -300,20 +307,33 @@ def draw_centres(
     return centres
 
 
-def write_centre_table(engine: Engine, centres: list[Centre]) -> None:
+def write_centre_table(
+    engine: Engine, centres: list[Centre], radii_km: tuple[int, ...]
+) -> None:
     """Store the centres, numbered from 1, for pgbench to draw from."""
-    with engine.begin() as conn:
-        for statement in CENTRE_TABLE_SQL:
-            conn.execute(statement)
-        conn.execute(
-            CENTRE_INSERT_SQL,
-            [
+    rows = []
+    for number, centre in enumerate(centres, start=1):
+        for radius_km in radii_km:
+            cover = cells.cover(centre.lon, centre.lat, radius_km * 1000.0)
+            rows.append(
                 {
                     "n": number,
+                    "radius_km": radius_km,
                     "lon": centre.lon,
                     "lat": centre.lat,
                     "categories": "{" + centre.category + "}",
+                    "category": centre.category,
+                    "cell_low": _text_array(cover.low),
+                    "cell_high": _text_array(cover.high),
                 }
-                for number, centre in enumerate(centres, start=1)
-            ],
-        )
+            )
+    with engine.begin() as conn:
+        for statement in CENTRE_TABLE_SQL:
+            conn.execute(statement)
+        conn.execute(CENTRE_INSERT_SQL, rows)
+
+
+def _text_array(values: tuple[str, ...]) -> str:
+    """Return a text[] literal of ``values``, every element quoted (a geohash
+    bound may end in ``{`` or be empty)."""
+    return "{" + ",".join(f'"{value}"' for value in values) + "}"

@@ -215,8 +215,8 @@ def pgbench(
 ) -> Load:
     """Run the pgbench ``script`` for ``duration_s``; percentiles from its log.
 
-    Statements go with the extended protocol (``-M extended``): each is
-    planned with its parameter values, as the service's statements are.
+    Statements are prepared once per connection (``-M prepared``), as the
+    service's radius search of one category is.
 
     Raises:
         RuntimeError: pgbench failed, or a transaction failed.
@@ -233,7 +233,7 @@ def pgbench(
             [
                 "pgbench",
                 "--no-vacuum",
-                "--protocol=extended",
+                "--protocol=prepared",
                 f"--client={connections}",
                 f"--jobs={threads}",
                 f"--time={max(1, round(duration_s))}",

@@ -220,15 +220,17 @@ def _dataset_section(result, args) -> list[str]:
             "",
             "redis GEOSEARCH is `redis-benchmark` running the page's command "
             "(`GEOSEARCH nearby:v1:{<category>}:geo FROMLONLAT lon lat BYRADIUS "
-            "r+1 m ASC COUNT 51 WITHDIST`) for one centre of each category in "
+            "r+1 m ASC COUNT 51`) for one centre of each category in "
             "turn: the rate is all their requests over all their time, the "
             "latencies the medians of each centre's. It leaves out the rest of a "
-            "request's Redis work (the MULTI of sizes, the HMGET of display "
-            "fields). PostGIS search is `pgbench -M extended` on the service's "
-            "own statement (`postgis.search_statement`), planned with each "
-            "call's values as psycopg2's literals are; each transaction also "
-            "reads its centre from a table of the same centres by primary key "
-            "(`\\set n random(1, N)` and `\\gset`), which counts in its time.",
+            "request's Redis work (the checks of readiness, categories and sizes, "
+            "the HMGET of display fields, all in the same Lua script). "
+            "PostGIS search is `pgbench -M prepared` on the service's "
+            "own statement (`postgis.search_statement`), prepared once per "
+            "connection as the service prepares it; each transaction also "
+            "reads its centre and the geohash ranges of its circle from a table "
+            "of the same centres by primary key (`\\set n random(1, N)` and "
+            "`\\gset`), which counts in its time.",
             "",
         ]
 

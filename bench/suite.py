@@ -122,8 +122,22 @@ INDEX_USE = re.compile(
     r"(?:Bitmap Index Scan on|Index Scan using|Index Only Scan using) (\S+)"
 )
 INDEX_COLUMNS_SQL = text(
-    "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'profiles'"
+    "SELECT indexname, indexdef FROM pg_indexes "
+    "WHERE tablename IN ('profiles', 'profile_categories')"
 )
+INDEX_KEYS = re.compile(r"USING \w+ \((.*?)\)(?: INCLUDE|$)")
+CATEGORY_KEYS = {"categories", "category"}
+DISTANCE_KEYS = {"location", "geometry(location)", "geohash"}
+"""Key columns that answer the category test, and those that answer the
+distance: the location itself or its geohash, whose ranges hold the circle."""
+
+
+def index_keys(indexdef: str) -> set[str]:
+    """Return the key columns of an index definition (not its INCLUDE ones)."""
+    match = INDEX_KEYS.search(indexdef)
+    if match is None:
+        return set()
+    return {key.strip() for key in match.group(1).split(",")}
 
 
 class CheckFailed(Exception):
@@ -447,7 +461,7 @@ def run_dataset(
 
         if not short:
             result.plans = _explain(engine, centres, sizes)
-            datasets.write_centre_table(engine, centres)
+            datasets.write_centre_table(engine, centres, RADII_KM)
             _measure_engines(data, centres, result, args)
     finally:
         engine.dispose()
@@ -683,8 +697,8 @@ def _explain(
                     category=centre.category,
                     members=sizes[centre.category],
                     text="\n".join(lines),
-                    category_index=any("(categories)" in d for d in used),
-                    distance_index=any("(location)" in d for d in used),
+                    category_index=any(index_keys(d) & CATEGORY_KEYS for d in used),
+                    distance_index=any(index_keys(d) & DISTANCE_KEYS for d in used),
                 )
             )
     return plans
@@ -694,10 +708,19 @@ REDIS_ENGINE = "redis GEOSEARCH"
 POSTGIS_ENGINE = "PostGIS search"
 PGBENCH_CENTRE_SQL = (
     "\\set n random(1, {count})\n"
-    "SELECT lon, lat, categories FROM bench_centres WHERE n = :n \\gset\n"
+    "SELECT lon, lat, categories, category, cell_low, cell_high FROM bench_centres "
+    "WHERE n = :n AND radius_km = {radius_km} \\gset\n"
 )
 """Draws a centre of the suite's table; its columns become pgbench variables
 of the names the search statement binds."""
+PGBENCH_CENTRE_COLUMNS = {
+    "lon",
+    "lat",
+    "categories",
+    "category",
+    "cell_low",
+    "cell_high",
+}
 
 
 def _measure_engines(
@@ -725,14 +748,14 @@ def _measure_engines(
 
             statement, params = postgis.search_statement(_search(centres[0], radius_km))
             script = (
-                PGBENCH_CENTRE_SQL.format(count=len(centres))
+                PGBENCH_CENTRE_SQL.format(count=len(centres), radius_km=radius_km)
                 + statement.text.strip()
                 + ";\n"
             )
             variables = {
                 name: repr(value)
                 for name, value in params.items()
-                if name not in ("lon", "lat", "categories")
+                if name not in PGBENCH_CENTRE_COLUMNS
             }
             loads.setdefault((POSTGIS_ENGINE, radius_km), []).append(
                 loadgen.pgbench(
@@ -776,7 +799,6 @@ def _geosearch_commands(
             "ASC",
             "COUNT",
             str(LIMIT + 1),
-            "WITHDIST",
         ]
         for centre in centres
     ]

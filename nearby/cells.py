@@ -45,20 +45,19 @@ cover never leaves out a member that the exact distance test keeps."""
 
 @dataclass(frozen=True, slots=True)
 class Cover:
-    """Geohash ranges ``[low, high)`` that together hold a circle.
-
-    Empty ranges mean the whole globe: the circle leaves no cell out.
-    """
+    """Geohash ranges ``[low, high)`` that together hold a circle."""
 
     low: tuple[str, ...]
     high: tuple[str, ...]
 
     @property
     def whole_globe(self) -> bool:
-        return not self.low
+        """Tell whether the one range holds every geohash."""
+        return self.low == ("",)
 
 
-WHOLE_GLOBE = Cover((), ())
+WHOLE_GLOBE = Cover(("",), (PAST_LAST,))
+"""The cover of a circle that leaves no cell out."""
 
 
 def cover(lon: float, lat: float, radius_m: float) -> Cover:

@@ -959,8 +959,6 @@ def search_statement(search: geo.Search) -> tuple[TextClause, dict]:
     elif search.box is None and len(search.categories) == 1:
         statement = KEYED_AREA_SQL[after]
         cover = cells.cover(search.lon, search.lat, search.radius_m)
-        if cover.whole_globe:
-            cover = cells.Cover(("",), (cells.PAST_LAST,))
         params |= {
             "category": search.categories[0],
             "cell_low": list(cover.low),
