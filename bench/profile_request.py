@@ -1,0 +1,165 @@
+"""Where one request's CPU goes: each step of /nearby/redis and /nearby/postgis.
+
+    python bench/profile_request.py              # the suite's 1,000,000 data set
+    python bench/profile_request.py --radius 50 --requests 2000
+
+Runs the app in this process (Flask's test client: no HTTP server, no load
+generator), on a data set the suite seeded, over real queries of the suite's
+category mix. It first times whole requests by CPU (``time.process_time``)
+for the ceiling route and both endpoints, then profiles the endpoints with
+cProfile and shares each request's CPU among its steps: parsing the query,
+the search (the backend's call, its round trip included), rendering the
+answer, and the rest (Flask and Werkzeug around the view). cProfile slows
+what it watches, so the shares come from it and the microseconds from the
+plain timing.
+"""
+
+import argparse
+import cProfile
+import logging
+import pstats
+import random
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench import datasets  # noqa: E402
+from bench.app import CEILING_PATH  # noqa: E402
+from bench.app import create_bench_app  # noqa: E402
+from bench.suite import LIMIT  # noqa: E402
+from bench.suite import SEED  # noqa: E402
+from config import Settings  # noqa: E402
+
+ROUTES = {
+    "ceiling": CEILING_PATH,
+    "redis": "/nearby/redis",
+    "postgis": "/nearby/postgis",
+}
+
+STEPS = {
+    "redis": {
+        "parse": ("nearby/api.py", "_parse"),
+        "search": ("nearby/api.py", "_redis_search"),
+        "render": ("nearby/api.py", "_render"),
+    },
+    "postgis": {
+        "parse": ("nearby/api.py", "_parse"),
+        "search": ("nearby/postgis.py", "search"),
+        "render": ("nearby/api.py", "_render"),
+    },
+}
+"""The function whose cumulative time is each step, by file and name."""
+
+SIZES_SQL = (
+    "SELECT category, count(*) AS members FROM profile_categories GROUP BY category"
+)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--profiles",
+        type=int,
+        default=1_000_000,
+        choices=sorted(datasets.DATABASE_SUFFIX),
+        help="the suite's data set to use (default 1000000)",
+    )
+    parser.add_argument("--radius", type=int, default=10, help="km (default 10)")
+    parser.add_argument(
+        "--requests", type=int, default=1200, help="per route (default 1200)"
+    )
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+    settings = Settings()
+    data = datasets.dataset(args.profiles, settings.database_url, settings.redis_url)
+    engine = data.engine()
+    with engine.connect() as conn:
+        sizes = {row.category: row.members for row in conn.exec_driver_sql(SIZES_SQL)}
+    mix = datasets.category_mix(sizes, per_class=4, min_members=100)
+    centres = datasets.draw_centres(engine, mix, per_category=100, seed=SEED)
+    engine.dispose()
+    queries = [
+        f"category={c.category}&lat={c.lat!r}&lon={c.lon!r}"
+        f"&radius={args.radius}&limit={LIMIT}"
+        for c in centres
+    ]
+    queries = [queries[n % len(queries)] for n in range(args.requests)]
+    random.Random(SEED).shuffle(queries)
+
+    app = create_bench_app(
+        settings.model_copy(
+            update={"database_url": data.database_url, "redis_url": data.redis_url}
+        ),
+        4,
+    )
+    client = app.test_client()
+
+    cpu_us = {}
+    for route, path in ROUTES.items():
+        cpu_us[route] = _cpu_per_request(client, path, queries)
+    print(f"CPU per request, {len(queries)} requests at {args.radius} km:")
+    for route, micros in cpu_us.items():
+        print(f"  {route:8s} {micros:7.0f} us")
+
+    for route in STEPS:
+        shares = _shares(client, ROUTES[route], queries, STEPS[route])
+        total = cpu_us[route]
+        print(f"{ROUTES[route]}, by step (share of its CPU, and microseconds):")
+        for step, share in shares.items():
+            print(f"  {step:8s} {share:6.1%} {share * total:7.0f} us")
+    return 0
+
+
+def _cpu_per_request(client, path: str, queries: list[str]) -> float:
+    for query in queries[:50]:
+        _get(client, path, query)
+    spent = []
+    for query in queries:
+        started = time.process_time()
+        _get(client, path, query)
+        spent.append(time.process_time() - started)
+    return statistics.median(spent) * 1e6
+
+
+def _shares(client, path: str, queries: list[str], steps: dict) -> dict[str, float]:
+    profile = cProfile.Profile()
+    profile.enable()
+    for query in queries:
+        _get(client, path, query)
+    profile.disable()
+
+    stats = pstats.Stats(profile).stats
+    total = sum(
+        cumulative
+        for (file, _, name), (_, _, _, cumulative, _) in stats.items()
+        if name == "__call__" and file.endswith("flask/app.py")
+    )
+    shares = {}
+    for step, (file_end, function) in steps.items():
+        shares[step] = (
+            sum(
+                cumulative
+                for (file, _, name), (_, _, _, cumulative, _) in stats.items()
+                if name == function and file.endswith(file_end)
+            )
+            / total
+        )
+    shares["rest"] = 1 - sum(shares.values())
+    return shares
+
+
+def _get(client, path: str, query: str) -> None:
+    response = client.get(f"{path}?{query}")
+    if response.status_code != 200:
+        raise SystemExit(f"{path}?{query}: {response.status_code} {response.data!r}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
