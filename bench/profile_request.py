@@ -9,9 +9,10 @@ category mix. It first times whole requests by CPU (``time.process_time``)
 for the ceiling route and both endpoints, then profiles the endpoints with
 cProfile and shares each request's CPU among its steps: parsing the query,
 the search (the backend's call, its round trip included), rendering the
-answer, and the rest (Flask and Werkzeug around the view). cProfile slows
-what it watches, so the shares come from it and the microseconds from the
-plain timing.
+answer, and the rest (Flask and Werkzeug around the view). cProfile counts
+CPU time here, so that a round trip's wait is not in its step; it slows what
+it watches, so the shares come from it and the microseconds from the plain
+timing.
 """
 
 import argparse
@@ -129,7 +130,7 @@ def _cpu_per_request(client, path: str, queries: list[str]) -> float:
 
 
 def _shares(client, path: str, queries: list[str], steps: dict) -> dict[str, float]:
-    profile = cProfile.Profile()
+    profile = cProfile.Profile(time.process_time)
     profile.enable()
     for query in queries:
         _get(client, path, query)

@@ -369,7 +369,10 @@ def freezable_proxy(settings):
             # Bytes read just before the freeze wait for the thaw too.
             while freeze.is_set() and not stop.is_set():
                 time.sleep(0.05)
-            sink.sendall(data)
+            try:
+                sink.sendall(data)
+            except OSError:
+                return
 
     def serve():
         while not stop.is_set():
