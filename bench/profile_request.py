@@ -6,19 +6,17 @@
 Runs the app in this process (Flask's test client: no HTTP server, no load
 generator), on a data set the suite seeded, over real queries of the suite's
 category mix. It first times whole requests by CPU (``time.process_time``)
-for the ceiling route and both endpoints, then profiles the endpoints with
-cProfile and shares each request's CPU among its steps: parsing the query,
-the search (the backend's call, its round trip included), rendering the
-answer, and the rest (Flask and Werkzeug around the view). cProfile counts
-CPU time here, so that a round trip's wait is not in its step; it slows what
-it watches, so the shares come from it and the microseconds from the plain
-timing.
+for the ceiling route and both endpoints, then times each step of the
+endpoints' requests by CPU too, with a timer wrapped around the function of
+the step: parsing the query, the search (the backend's call, the CPU of its
+round trip included, not the wait), rendering the answer, and the rest
+(Flask and Werkzeug around the view). The timers cost a few microseconds a
+request.
 """
 
 import argparse
-import cProfile
+import importlib
 import logging
-import pstats
 import random
 import statistics
 import sys
@@ -42,17 +40,18 @@ ROUTES = {
 
 STEPS = {
     "redis": {
-        "parse": ("nearby/api.py", "_parse"),
-        "search": ("nearby/api.py", "_redis_search"),
-        "render": ("nearby/api.py", "_render"),
+        "parse": ("nearby.api", "_parse"),
+        "search": ("nearby.api", "_redis_search"),
+        "render": ("nearby.api", "_render"),
     },
     "postgis": {
-        "parse": ("nearby/api.py", "_parse"),
-        "search": ("nearby/postgis.py", "search"),
-        "render": ("nearby/api.py", "_render"),
+        "parse": ("nearby.api", "_parse"),
+        "search": ("nearby.postgis", "search"),
+        "render": ("nearby.api", "_render"),
     },
 }
-"""The function whose cumulative time is each step, by file and name."""
+"""The function that is each step, by module and name; the views call each
+through its module, so that a wrapper put there times every call."""
 
 SIZES_SQL = (
     "SELECT category, count(*) AS members FROM profile_categories GROUP BY category"
@@ -130,30 +129,37 @@ def _cpu_per_request(client, path: str, queries: list[str]) -> float:
 
 
 def _shares(client, path: str, queries: list[str], steps: dict) -> dict[str, float]:
-    profile = cProfile.Profile(time.process_time)
-    profile.enable()
-    for query in queries:
-        _get(client, path, query)
-    profile.disable()
+    """Return each step's share of the requests' CPU, timed around its function."""
+    spent = dict.fromkeys(steps, 0.0)
+    originals = []
+    for step, (module_name, name) in steps.items():
+        module = importlib.import_module(module_name)
+        original = getattr(module, name)
+        originals.append((module, name, original))
+        setattr(module, name, _timed(original, spent, step))
+    try:
+        started = time.process_time()
+        for query in queries:
+            _get(client, path, query)
+        total = time.process_time() - started
+    finally:
+        for module, name, original in originals:
+            setattr(module, name, original)
 
-    stats = pstats.Stats(profile).stats
-    total = sum(
-        cumulative
-        for (file, _, name), (_, _, _, cumulative, _) in stats.items()
-        if name == "__call__" and file.endswith("flask/app.py")
-    )
-    shares = {}
-    for step, (file_end, function) in steps.items():
-        shares[step] = (
-            sum(
-                cumulative
-                for (file, _, name), (_, _, _, cumulative, _) in stats.items()
-                if name == function and file.endswith(file_end)
-            )
-            / total
-        )
+    shares = {step: seconds / total for step, seconds in spent.items()}
     shares["rest"] = 1 - sum(shares.values())
     return shares
+
+
+def _timed(function, spent: dict[str, float], step: str):
+    def timed(*args, **kwargs):
+        started = time.process_time()
+        try:
+            return function(*args, **kwargs)
+        finally:
+            spent[step] += time.process_time() - started
+
+    return timed
 
 
 def _get(client, path: str, query: str) -> None:
