@@ -122,13 +122,12 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(server, paths, args) -> tuple[loadgen.Load, dict[str, float]]:
-    """One wrk run, and the CPU milliseconds per request of each kind of process."""
-    watched = {"workers": server.worker_processes()}
-    for process in psutil.process_iter(["name"]):
-        if process.info["name"] in SERVICE_PROCESSES:
-            watched.setdefault(process.info["name"], []).append(process)
-    before = {kind: _cpu(processes) for kind, processes in watched.items()}
+    """One wrk run, and the CPU milliseconds per request of each kind of process.
 
+    A process that starts during the run (a PostgreSQL backend for a new
+    connection) counts all of its CPU.
+    """
+    before = _cpu_by_pid(server)
     load = loadgen.wrk(
         server.base_url,
         paths,
@@ -138,23 +137,27 @@ def _run(server, paths, args) -> tuple[loadgen.Load, dict[str, float]]:
     )
     if load.errors:
         raise SystemExit(f"{load.errors} requests failed or answered >= 400")
-    cpu = {
-        kind: (_cpu(processes) - before[kind]) / load.requests * 1000
-        for kind, processes in watched.items()
-    }
-    return load, cpu
+
+    spent: dict[str, float] = {}
+    for pid, (kind, seconds) in _cpu_by_pid(server).items():
+        spent[kind] = spent.get(kind, 0.0) + seconds - before.get(pid, (kind, 0.0))[1]
+    return load, {kind: s / load.requests * 1000 for kind, s in spent.items()}
 
 
-def _cpu(processes) -> float:
-    """User and system seconds of ``processes`` (those gone count nothing)."""
-    total = 0.0
-    for process in processes:
+def _cpu_by_pid(server) -> dict[int, tuple[str, float]]:
+    """User and system seconds of the workers, Redis and PostgreSQL, by pid."""
+    processes = [("workers", process) for process in server.worker_processes()]
+    for process in psutil.process_iter(["name"]):
+        if process.info["name"] in SERVICE_PROCESSES:
+            processes.append((process.info["name"], process))
+    seconds = {}
+    for kind, process in processes:
         try:
             times = process.cpu_times()
         except psutil.NoSuchProcess:
             continue
-        total += times.user + times.system
-    return total
+        seconds[process.pid] = (kind, times.user + times.system)
+    return seconds
 
 
 if __name__ == "__main__":
