@@ -32,6 +32,7 @@ from sqlalchemy.schema import CreateIndex
 from nearby import cells
 from nearby import geo
 from nearby import models
+from nearby.category import CATEGORY_MAX_LENGTH
 from nearby.errors import AreaTooLarge
 from nearby.errors import BackendUnavailable
 from nearby.errors import SchemaMissing
@@ -44,7 +45,8 @@ log = logging.getLogger(__name__)
 MISSING_OBJECT_CODES = {"42P01", "42703", "42883", "42704"}
 
 PING_SQL = text(
-    "SELECT id, name, city, location, categories, updated_at FROM profiles LIMIT 0"
+    "SELECT id, name, city, location, categories, updated_at FROM profiles LIMIT 0; "
+    "SELECT category, geohash, profile_id, location FROM profile_categories LIMIT 0"
 )
 
 TOUCH_FUNCTION_SQL = text(
@@ -97,7 +99,7 @@ CHANGE_LOG_SQL = [
     text(
         """
         CREATE OR REPLACE FUNCTION nearby_log_inserted() RETURNS trigger
-        LANGUAGE plpgsql AS $$
+        LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $$
         BEGIN
             INSERT INTO profile_changes (profile_id) SELECT id FROM new_rows;
             RETURN NULL;
@@ -108,7 +110,7 @@ CHANGE_LOG_SQL = [
     text(
         """
         CREATE OR REPLACE FUNCTION nearby_log_updated() RETURNS trigger
-        LANGUAGE plpgsql AS $$
+        LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $$
         BEGIN
             INSERT INTO profile_changes (profile_id, old_categories)
             SELECT id, categories FROM old_rows
@@ -123,7 +125,7 @@ CHANGE_LOG_SQL = [
     text(
         """
         CREATE OR REPLACE FUNCTION nearby_log_deleted() RETURNS trigger
-        LANGUAGE plpgsql AS $$
+        LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $$
         BEGIN
             INSERT INTO profile_changes (profile_id, old_categories)
             SELECT id, categories FROM old_rows;
@@ -135,7 +137,7 @@ CHANGE_LOG_SQL = [
     text(
         """
         CREATE OR REPLACE FUNCTION nearby_log_truncated() RETURNS trigger
-        LANGUAGE plpgsql AS $$
+        LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $$
         BEGIN
             INSERT INTO profile_changes (profile_id) VALUES (NULL);
             RETURN NULL;
@@ -146,7 +148,7 @@ CHANGE_LOG_SQL = [
     text(
         """
         CREATE OR REPLACE FUNCTION nearby_change_log_lost() RETURNS trigger
-        LANGUAGE plpgsql AS $$
+        LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $$
         BEGIN
             UPDATE profile_change_log SET log_id = gen_random_uuid();
             RETURN NULL;
@@ -181,6 +183,10 @@ CHANGE_LOG_SQL = [
 ]
 """The change log: triggers record every write to profiles, whoever makes it.
 
+Its functions run with the privileges of the schema's owner (SECURITY
+DEFINER, with the search_path the schema was made with), so that a writer
+needs privileges on profiles alone.
+
 Statement-level triggers with transition tables add one INSERT per statement,
 not one per row. A row names a profile and the categories it had before the
 change (none for an insert); a row without a profile asks for a full rebuild
@@ -189,73 +195,97 @@ is truncated, so that a refresh can tell a log it can trust.
 """
 
 SEARCH_KEY_ROWS_SQL = """
-    SELECT DISTINCT category, ST_GeoHash(location::geometry, {precision}),
+    SELECT DISTINCT category,
+           coalesce(ST_GeoHash(location::geometry, {precision}), '') AS geohash,
            id, location
     FROM {source}, unnest(categories) AS category
-    WHERE category IS NOT NULL AND NOT ST_IsEmpty(location::geometry)
-    """.replace("{precision}", str(cells.STORED_PRECISION))
+    WHERE category IS NOT NULL AND octet_length(category) <= {longest}
+    """.replace("{precision}", str(cells.STORED_PRECISION)).replace(
+    "{longest}", str(CATEGORY_MAX_LENGTH)
+)
 """The ``profile_categories`` rows of the profiles in ``{source}``, each
-category of a profile once. A NULL category and an empty point, which no
-search finds, have none: the write that holds them goes through."""
+category of a profile once. An empty point has the empty geohash (no circle
+holds it, but its category is known). A NULL category, or one longer than any
+slug, which no search can ask for, has no row: the write that holds it goes
+through."""
 
 SEARCH_KEY_COLUMNS = "(category, geohash, profile_id, location)"
 
+CHANGED_SQL = """
+    NOT EXISTS (
+        SELECT FROM {other}_rows AS other
+        WHERE other.id = {side}_rows.id
+          AND other.categories IS NOT DISTINCT FROM {side}_rows.categories
+          AND ST_AsBinary(other.location) = ST_AsBinary({side}_rows.location)
+    )
+    """
+"""Keeps the rows of an UPDATE that changed a profile's location or
+categories (or its id): the others keep their search key as it is."""
+
+CHANGED_OLD_ROWS_SQL = (
+    "(SELECT * FROM old_rows WHERE "
+    + CHANGED_SQL.format(side="old", other="new")
+    + ") AS old_rows"
+)
+CHANGED_NEW_ROWS_SQL = (
+    "(SELECT * FROM new_rows WHERE "
+    + CHANGED_SQL.format(side="new", other="old")
+    + ") AS new_rows"
+)
+
+SEARCH_KEY_DELETE_SQL = f"""
+    DELETE FROM profile_categories AS k
+    USING ({SEARCH_KEY_ROWS_SQL.format(source="{source}")})
+        AS gone (category, geohash, profile_id, location)
+    WHERE k.category = gone.category AND k.geohash = gone.geohash
+      AND k.profile_id = gone.profile_id
+    """
+
+SEARCH_KEY_GUARD_SQL = """
+    IF to_regclass('profile_categories') IS NULL THEN
+        RETURN NULL;
+    END IF;
+    """
+"""A trigger of the search key lets the write through when the table is gone
+(dropped by hand, say); /health then reports it, and the next run of the
+loader builds it again from profiles."""
+
+
+def _key_function(name: str, body: str) -> TextClause:
+    # SECURITY DEFINER: a writer needs privileges on profiles alone; the
+    # search_path is fixed to the one the schema was made with.
+    return text(
+        f"""
+        CREATE OR REPLACE FUNCTION {name}() RETURNS trigger
+        LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $$
+        BEGIN
+            {SEARCH_KEY_GUARD_SQL}
+            {body}
+            RETURN NULL;
+        END
+        $$
+        """
+    )
+
+
 SEARCH_KEY_SQL = [
-    text(
-        f"""
-        CREATE OR REPLACE FUNCTION nearby_key_inserted() RETURNS trigger
-        LANGUAGE plpgsql AS $$
-        BEGIN
-            INSERT INTO profile_categories {SEARCH_KEY_COLUMNS}
-            {SEARCH_KEY_ROWS_SQL.format(source="new_rows")};
-            RETURN NULL;
-        END
-        $$
-        """
+    _key_function(
+        "nearby_key_inserted",
+        f"INSERT INTO profile_categories {SEARCH_KEY_COLUMNS} "
+        f"{SEARCH_KEY_ROWS_SQL.format(source='new_rows')};",
     ),
-    text(
-        f"""
-        CREATE OR REPLACE FUNCTION nearby_key_deleted() RETURNS trigger
-        LANGUAGE plpgsql AS $$
-        BEGIN
-            DELETE FROM profile_categories AS k
-            USING ({SEARCH_KEY_ROWS_SQL.format(source="old_rows")})
-                AS gone (category, geohash, profile_id, location)
-            WHERE k.category = gone.category AND k.geohash = gone.geohash
-              AND k.profile_id = gone.profile_id;
-            RETURN NULL;
-        END
-        $$
-        """
+    _key_function(
+        "nearby_key_deleted",
+        SEARCH_KEY_DELETE_SQL.format(source="old_rows") + ";",
     ),
-    text(
-        f"""
-        CREATE OR REPLACE FUNCTION nearby_key_updated() RETURNS trigger
-        LANGUAGE plpgsql AS $$
-        BEGIN
-            DELETE FROM profile_categories AS k
-            USING ({SEARCH_KEY_ROWS_SQL.format(source="old_rows")})
-                AS gone (category, geohash, profile_id, location)
-            WHERE k.category = gone.category AND k.geohash = gone.geohash
-              AND k.profile_id = gone.profile_id;
-            INSERT INTO profile_categories {SEARCH_KEY_COLUMNS}
-            {SEARCH_KEY_ROWS_SQL.format(source="new_rows")};
-            RETURN NULL;
-        END
-        $$
-        """
+    _key_function(
+        "nearby_key_updated",
+        SEARCH_KEY_DELETE_SQL.format(source=CHANGED_OLD_ROWS_SQL)
+        + f"; INSERT INTO profile_categories {SEARCH_KEY_COLUMNS} "
+        + SEARCH_KEY_ROWS_SQL.format(source=CHANGED_NEW_ROWS_SQL)
+        + ";",
     ),
-    text(
-        """
-        CREATE OR REPLACE FUNCTION nearby_key_truncated() RETURNS trigger
-        LANGUAGE plpgsql AS $$
-        BEGIN
-            TRUNCATE profile_categories;
-            RETURN NULL;
-        END
-        $$
-        """
-    ),
+    _key_function("nearby_key_truncated", "TRUNCATE profile_categories;"),
     text(
         "CREATE OR REPLACE TRIGGER profiles_key_inserted AFTER INSERT ON profiles "
         "REFERENCING NEW TABLE AS new_rows "
@@ -956,7 +986,11 @@ def search_statement(search: geo.Search) -> tuple[TextClause, dict]:
     if search.shape is geo.Shape.NEAREST:
         statement = NEAREST_SQL[after]
         params |= {"depth": search.depth, "reach_slack_pg": REACH_SLACK_PG}
-    elif search.box is None and len(search.categories) == 1:
+    elif (
+        search.box is None
+        and len(search.categories) == 1
+        and geo.reach_latitude(search.lat, search.radius_m) < 90.0
+    ):
         statement = KEYED_AREA_SQL[after]
         cover = cells.cover(search.lon, search.lat, search.radius_m)
         params |= {
@@ -1117,7 +1151,7 @@ def connect(engine: Engine) -> Iterator[Connection]:
     except ProgrammingError as exc:
         if getattr(exc.orig, "pgcode", None) in MISSING_OBJECT_CODES:
             raise SchemaMissing(
-                f"the profiles table does not match: {_first_line(exc)}"
+                f"the schema does not match nearby's: {_first_line(exc)}"
             ) from exc
         log.error("postgis: statement refused: %s", _first_line(exc))
         raise BackendUnavailable("postgis", f"refused: {_first_line(exc)}") from exc

@@ -4,12 +4,15 @@ Geohashes of points are PostGIS's own (``ST_GeoHash``); points inside a
 circle come from the independent spherical formulas of ``tests/spherical.py``.
 """
 
+import dataclasses
 import random
 
 import pytest
+from sqlalchemy import create_engine
 from sqlalchemy import text
 
 from nearby import cells
+from nearby import geo
 from nearby import loader
 from nearby import postgis
 from tests import spherical
@@ -228,14 +231,126 @@ def test_a_bulk_load_and_a_new_search_key_hold_every_profile(db):
     assert key_rows(db) == expected
 
 
-def test_values_no_search_finds_pass_without_a_key_row(db):
+def test_values_no_search_asks_for_pass_and_empty_points_keep_their_category(db):
+    long_category = "x" * 3000
     with db.begin() as conn:
         conn.execute(
             text(
                 "INSERT INTO profiles (name, location, categories) VALUES "
-                "('x', 'SRID=4326;POINT(1 1)', ARRAY['Python Dev', NULL, 'nurses']), "
+                "('x', 'SRID=4326;POINT(1 1)', "
+                "ARRAY['Python Dev', NULL, 'nurses', :long]), "
                 "('y', 'SRID=4326;POINT EMPTY', ARRAY['nurses'])"
-            )
+            ),
+            {"long": long_category},
         )
 
-    assert [row[0] for row in key_rows(db)] == ["Python Dev", "nurses"]
+    rows = key_rows(db)
+    assert [(row[0], row[1] == "") for row in rows] == [
+        ("Python Dev", False),
+        ("nurses", False),
+        ("nurses", True),
+    ]
+
+
+def test_an_update_of_other_fields_leaves_the_search_key_alone(db, place):
+    (first,) = place(("Ada", 2.35, 48.85, ["developers", "nurses"]))
+    versions_sql = text("SELECT xmin::text FROM profile_categories ORDER BY category")
+    with db.connect() as conn:
+        before = list(conn.execute(versions_sql).scalars())
+
+    with db.begin() as conn:
+        conn.execute(
+            text("UPDATE profiles SET name = 'Ada L', email = 'a@l' WHERE id = :id"),
+            {"id": first},
+        )
+    with db.connect() as conn:
+        after = list(conn.execute(versions_sql).scalars())
+
+    assert len(before) == 2
+    assert after == before
+
+
+@pytest.fixture
+def writer_role(db):
+    """A login role with privileges on profiles alone, as another application."""
+    with db.begin() as conn:
+        conn.execute(text("DROP ROLE IF EXISTS nearby_test_writer"))
+        conn.execute(text("CREATE ROLE nearby_test_writer LOGIN PASSWORD 'writer'"))
+        conn.execute(
+            text(
+                "GRANT SELECT, INSERT, UPDATE, DELETE ON profiles TO nearby_test_writer"
+            )
+        )
+        conn.execute(
+            text("GRANT USAGE ON SEQUENCE profiles_id_seq TO nearby_test_writer")
+        )
+    url = db.url.set(username="nearby_test_writer", password="writer")
+    writer = create_engine(url)
+    yield writer
+    writer.dispose()
+    with db.begin() as conn:
+        conn.execute(text("DROP OWNED BY nearby_test_writer"))
+        conn.execute(text("DROP ROLE nearby_test_writer"))
+
+
+def test_a_writer_with_privileges_on_profiles_alone_can_write(db, writer_role):
+    with writer_role.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO profiles (name, location, categories) VALUES "
+                "('w', 'SRID=4326;POINT(3 3)', '{nurses}')"
+            )
+        )
+        conn.execute(text("UPDATE profiles SET location = 'SRID=4326;POINT(4 4)'"))
+        conn.execute(text("DELETE FROM profiles"))
+
+    assert key_rows(db) == []
+    with db.connect() as conn:
+        logged = conn.execute(
+            text("SELECT count(*) FROM profile_changes WHERE profile_id IS NOT NULL")
+        ).scalar()
+    assert logged == 3
+
+
+def test_writes_go_through_without_the_search_key_which_health_reports(
+    db, client, place
+):
+    with db.begin() as conn:
+        conn.execute(text("DROP TABLE profile_categories"))
+    try:
+        (first,) = place(("Ada", 2.35, 48.85, ["developers"]))
+        with db.begin() as conn:
+            conn.execute(
+                text("UPDATE profiles SET categories = '{nurses}' WHERE id = :id"),
+                {"id": first},
+            )
+        health = client.get("/health")
+        search = client.get(
+            "/nearby/postgis",
+            query_string={"category": "nurses", "lat": 48.85, "lon": 2.35, "radius": 5},
+        )
+    finally:
+        postgis.ensure_schema(db)
+        postgis.create_secondary_indexes(db)
+
+    assert health.status_code == 503
+    assert health.get_json()["postgis"]["ok"] is False
+    assert search.status_code == 503
+    assert search.get_json()["error"]["code"] == "schema_missing"
+    assert [row[0] for row in key_rows(db)] == ["nurses"]
+
+
+def test_circles_around_a_pole_are_searched_without_the_search_key():
+    near_pole = geo.Search(
+        shape=geo.Shape.RADIUS,
+        categories=("nurses",),
+        lon=0.0,
+        lat=89.99,
+        radius_m=5_000.0,
+        limit=10,
+        max_scan=100,
+    )
+    elsewhere = dataclasses.replace(near_pole, lat=60.0)
+
+    assert postgis.search_statement(near_pole)[0] is postgis.AREA_SQL[False, False]
+    assert postgis.search_statement(elsewhere)[0] is postgis.KEYED_AREA_SQL[False]
