@@ -73,13 +73,15 @@ profile_categories = Table(
         "geohash",
         postgresql_include=["profile_id", "location"],
     ),
+    Index("profile_categories_profile", "profile_id"),
 )
 """One row per category of each profile, derived from ``profiles`` by triggers
 and never written otherwise: the category, the geohash of the location
 (:mod:`nearby.cells`), the profile's id and its location.
 
-Its B-tree keeps each category's members in geohash order, so a radius
+The first B-tree keeps each category's members in geohash order, so a radius
 search of one category reads a few ranges of its own members around the
 centre (:func:`nearby.cells.cover`) and tests their exact distances from the
 index alone, where ``profiles`` would read every profile of every category
-near the centre."""
+near the centre. The second, on ``profile_id``, finds a profile's rows when
+it changes, whatever they hold."""

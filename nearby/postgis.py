@@ -233,13 +233,13 @@ CHANGED_NEW_ROWS_SQL = (
     + ") AS new_rows"
 )
 
-SEARCH_KEY_DELETE_SQL = f"""
-    DELETE FROM profile_categories AS k
-    USING ({SEARCH_KEY_ROWS_SQL.format(source="{source}")})
-        AS gone (category, geohash, profile_id, location)
-    WHERE k.category = gone.category AND k.geohash = gone.geohash
-      AND k.profile_id = gone.profile_id
+SEARCH_KEY_DELETE_SQL = """
+    DELETE FROM profile_categories
+    WHERE profile_id IN (SELECT id FROM {source})
     """
+"""Removes every row of the profiles in ``{source}``, by id: whatever a row
+holds (even one left stale by writes made with the triggers off), a write of
+its profile replaces it."""
 
 SEARCH_KEY_GUARD_SQL = """
     IF to_regclass('profile_categories') IS NULL THEN

@@ -354,3 +354,30 @@ def test_circles_around_a_pole_are_searched_without_the_search_key():
 
     assert postgis.search_statement(near_pole)[0] is postgis.AREA_SQL[False, False]
     assert postgis.search_statement(elsewhere)[0] is postgis.KEYED_AREA_SQL[False]
+
+
+def test_a_write_mends_the_key_of_a_profile_written_with_triggers_off(db, place):
+    (first,) = place(("Ada", 40.0, 40.0, ["nurses"]))
+    with db.begin() as conn:
+        conn.execute(text("ALTER TABLE profiles DISABLE TRIGGER profiles_key_updated"))
+        conn.execute(
+            text(
+                "UPDATE profiles SET location = 'SRID=4326;POINT(40 40.001)', "
+                "categories = '{nurses,welder}' WHERE id = :id"
+            ),
+            {"id": first},
+        )
+        conn.execute(
+            text("ALTER TABLE profiles ENABLE ALWAYS TRIGGER profiles_key_updated")
+        )
+    with db.begin() as conn:
+        conn.execute(
+            text(
+                "UPDATE profiles SET location = 'SRID=4326;POINT(40 40.002)' "
+                "WHERE id = :id"
+            ),
+            {"id": first},
+        )
+
+    expected = expected_rows(db, {first: (40.0, 40.002, ["nurses", "welder"])})
+    assert key_rows(db) == expected
