@@ -91,7 +91,9 @@ test: services
 
 # Not part of `make test`: seeds its own databases (1,000,000 profiles and a
 # 100,000 baseline; 5,000,000 with BENCH_ARGS=--with-5m) and runs for minutes.
+# Installs wrk, redis-benchmark and pgbench with apt-get when they are missing.
 bench: services
+	$(BIN)/python scripts/devservices.py tools
 	$(BIN)/python bench/suite.py $(BENCH_ARGS)
 
 fmt: venv

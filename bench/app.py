@@ -24,6 +24,12 @@ from nearby import logs
 from nearby.app import create_app
 
 CEILING_PATH = "/bench/ceiling"
+ROUTES = {
+    "ceiling": CEILING_PATH,
+    "redis": "/nearby/redis",
+    "postgis": "/nearby/postgis",
+}
+"""The path of each route the scripts compare."""
 RESULTS_ENV = "BENCH_CEILING_RESULTS"
 DEFAULT_RESULTS = 50
 CURSOR = "WzEsIjNlZjQ1YjE3NmQ1MzE0ZjE5MCIsNTAsMTAwMDA0OSwyLjM0NywyLjM0XQ"

@@ -307,6 +307,32 @@ def draw_centres(
     return centres
 
 
+SIZES_SQL = text(
+    "SELECT category, count(*) AS members FROM profile_categories GROUP BY category"
+)
+
+
+def add_profiles_argument(parser) -> None:
+    """Add ``--profiles``, which of the suite's data sets a script works on."""
+    parser.add_argument(
+        "--profiles",
+        type=int,
+        default=1_000_000,
+        choices=sorted(DATABASE_SUFFIX),
+        help="the suite's data set to use (default 1000000)",
+    )
+
+
+def mix_centres(
+    engine: Engine, per_class: int, per_category: int, seed: int
+) -> list[Centre]:
+    """Return the centres of the suite's category mix, sized from the data set."""
+    with engine.connect() as conn:
+        sizes = {row.category: row.members for row in conn.execute(SIZES_SQL)}
+    mix = category_mix(sizes, per_class, min_members=per_category)
+    return draw_centres(engine, mix, per_category, seed)
+
+
 def write_centre_table(
     engine: Engine, centres: list[Centre], radii_km: tuple[int, ...]
 ) -> None:

@@ -26,8 +26,8 @@ SLACK_S = 60
 PROBE_REQUESTS = 200
 """Requests of redis-benchmark's first, rate-finding run of each command."""
 
-TOOLS = {"wrk": "wrk", "redis-benchmark": "redis-tools", "pgbench": "postgresql-client"}
-"""Command -> the Debian package that provides it."""
+TOOLS = ("wrk", "redis-benchmark", "pgbench")
+"""The commands run; ``scripts/devservices.py tools`` installs them."""
 
 PGBENCH_TPS = re.compile(r"^tps = ([0-9.]+) \(without initial connection time\)", re.M)
 PGBENCH_FAILED = re.compile(r"^number of failed transactions: ([0-9]+)", re.M)
@@ -54,12 +54,8 @@ class Load:
 
 
 def missing_tools() -> list[str]:
-    """Return a line for each load generator that is not installed."""
-    return [
-        f"{command} (apt-get install {package})"
-        for command, package in TOOLS.items()
-        if shutil.which(command) is None
-    ]
+    """Return the load generators that are not installed."""
+    return [command for command in TOOLS if shutil.which(command) is None]
 
 
 def wrk(

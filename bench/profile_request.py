@@ -26,17 +26,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import datasets  # noqa: E402
-from bench.app import CEILING_PATH  # noqa: E402
+from bench.app import ROUTES  # noqa: E402
 from bench.app import create_bench_app  # noqa: E402
-from bench.suite import LIMIT  # noqa: E402
 from bench.suite import SEED  # noqa: E402
+from bench.suite import query_string  # noqa: E402
 from config import Settings  # noqa: E402
-
-ROUTES = {
-    "ceiling": CEILING_PATH,
-    "redis": "/nearby/redis",
-    "postgis": "/nearby/postgis",
-}
 
 STEPS = {
     "redis": {
@@ -53,20 +47,10 @@ STEPS = {
 """The function that is each step, by module and name; the views call each
 through its module, so that a wrapper put there times every call."""
 
-SIZES_SQL = (
-    "SELECT category, count(*) AS members FROM profile_categories GROUP BY category"
-)
-
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--profiles",
-        type=int,
-        default=1_000_000,
-        choices=sorted(datasets.DATABASE_SUFFIX),
-        help="the suite's data set to use (default 1000000)",
-    )
+    datasets.add_profiles_argument(parser)
     parser.add_argument("--radius", type=int, default=10, help="km (default 10)")
     parser.add_argument(
         "--requests", type=int, default=1200, help="per route (default 1200)"
@@ -80,16 +64,9 @@ def main(argv: list[str] | None = None) -> int:
     settings = Settings()
     data = datasets.dataset(args.profiles, settings.database_url, settings.redis_url)
     engine = data.engine()
-    with engine.connect() as conn:
-        sizes = {row.category: row.members for row in conn.exec_driver_sql(SIZES_SQL)}
-    mix = datasets.category_mix(sizes, per_class=4, min_members=100)
-    centres = datasets.draw_centres(engine, mix, per_category=100, seed=SEED)
+    centres = datasets.mix_centres(engine, per_class=4, per_category=100, seed=SEED)
     engine.dispose()
-    queries = [
-        f"category={c.category}&lat={c.lat!r}&lon={c.lon!r}"
-        f"&radius={args.radius}&limit={LIMIT}"
-        for c in centres
-    ]
+    queries = [query_string(centre, args.radius) for centre in centres]
     queries = [queries[n % len(queries)] for n in range(args.requests)]
     random.Random(SEED).shuffle(queries)
 

@@ -26,33 +26,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench import datasets  # noqa: E402
 from bench import loadgen  # noqa: E402
 from bench import servers  # noqa: E402
-from bench.app import CEILING_PATH  # noqa: E402
 from bench.app import RESULTS_ENV  # noqa: E402
-from bench.suite import LIMIT  # noqa: E402
+from bench.app import ROUTES  # noqa: E402
 from bench.suite import SEED  # noqa: E402
+from bench.suite import query_string  # noqa: E402
 from config import Settings  # noqa: E402
 
-ROUTES = {
-    "ceiling": CEILING_PATH,
-    "redis": "/nearby/redis",
-    "postgis": "/nearby/postgis",
-}
 SERVICE_PROCESSES = ("redis-server", "postgres")
-
-SIZES_SQL = (
-    "SELECT category, count(*) AS members FROM profile_categories GROUP BY category"
-)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--profiles",
-        type=int,
-        default=1_000_000,
-        choices=sorted(datasets.DATABASE_SUFFIX),
-        help="the suite's data set to use (default 1000000)",
-    )
+    datasets.add_profiles_argument(parser)
     parser.add_argument("--radius", type=int, default=10, help="km (default 10)")
     parser.add_argument("--rounds", type=int, default=3, help="default 3")
     parser.add_argument("--seconds", type=float, default=6, help="per run (6)")
@@ -82,15 +67,9 @@ def main(argv: list[str] | None = None) -> int:
     settings = Settings()
     data = datasets.dataset(args.profiles, settings.database_url, settings.redis_url)
     engine = data.engine()
-    with engine.connect() as conn:
-        sizes = {row.category: row.members for row in conn.exec_driver_sql(SIZES_SQL)}
-    mix = datasets.category_mix(sizes, per_class=4, min_members=100)
-    centres = datasets.draw_centres(engine, mix, per_category=100, seed=SEED)
+    centres = datasets.mix_centres(engine, per_class=4, per_category=100, seed=SEED)
     engine.dispose()
-    query = f"radius={args.radius}&limit={LIMIT}"
-    paths = [
-        f"?category={c.category}&lat={c.lat!r}&lon={c.lon!r}&{query}" for c in centres
-    ]
+    paths = ["?" + query_string(centre, args.radius) for centre in centres]
 
     env = os.environ | data.env() | {RESULTS_ENV: str(args.ceiling_results)}
     env |= dict(item.split("=", 1) for item in args.env)

@@ -325,7 +325,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     missing = loadgen.missing_tools()
     if missing:
-        print(f"suite: missing load generators: {', '.join(missing)}", file=sys.stderr)
+        print(
+            f"suite: missing load generators: {', '.join(missing)}; "
+            "`python scripts/devservices.py tools` installs them",
+            file=sys.stderr,
+        )
         return 2
     signal.signal(signal.SIGTERM, _terminated)
     signal.signal(signal.SIGHUP, _terminated)
@@ -426,7 +430,7 @@ def run_dataset(
             engine=engine,
             result=result,
             queries={
-                radius_km: [_query_string(centre, radius_km) for centre in centres]
+                radius_km: [query_string(centre, radius_km) for centre in centres]
                 for radius_km in RADII_KM
             },
             samples=_samples(centres, args.check_samples),
@@ -485,7 +489,7 @@ def _category_sizes(web: Server) -> dict[str, int]:
     }
 
 
-def _query_string(centre: datasets.Centre, radius_km: int) -> str:
+def query_string(centre: datasets.Centre, radius_km: int) -> str:
     return urlencode(
         {
             "lat": repr(centre.lat),

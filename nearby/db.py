@@ -125,17 +125,26 @@ class Watchdog:
     """
 
     def __init__(self):
+        self._reset()
+        # A forked child inherits the heap and the lock, maybe held, but not
+        # the thread: it starts afresh.
+        os.register_at_fork(after_in_child=self._reset)
+
+    def _reset(self) -> None:
         self._lock = threading.Lock()
         self._wake = threading.Condition(self._lock)
         self._watches: list[Watch] = []
-        self._pid: int | None = None
+        self._running = False
 
     def arm(self, dbapi_connection, deadline_s: float) -> Watch:
         """Watch ``dbapi_connection`` from now for ``deadline_s`` seconds."""
         watch = Watch(time.monotonic() + deadline_s, dbapi_connection)
         with self._lock:
-            if self._pid != os.getpid():
-                self._start()
+            if not self._running:
+                self._running = True
+                threading.Thread(
+                    target=self._run, name="postgis watchdog", daemon=True
+                ).start()
             heapq.heappush(self._watches, watch)
             if self._watches[0] is watch:
                 self._wake.notify()
@@ -147,17 +156,9 @@ class Watchdog:
             watch.cancelled = True
             watch.connection = None
 
-    def _start(self) -> None:
-        # A forked child inherits the heap but not the thread.
-        self._watches = []
-        self._wake = threading.Condition(self._lock)
-        self._pid = os.getpid()
-        threading.Thread(target=self._run, name="postgis watchdog", daemon=True).start()
-
     def _run(self) -> None:
-        pid = os.getpid()
         with self._lock:
-            while self._pid == pid:
+            while True:
                 while self._watches and self._watches[0].cancelled:
                     heapq.heappop(self._watches)
                 if not self._watches:

@@ -65,6 +65,12 @@ PG_SYSTEM_USER = "postgres"
 """System account that owns and runs the local cluster when we are root."""
 PG_PACKAGE = "postgresql-15-postgis-3"
 REDIS_PACKAGE = "redis-server"
+BENCH_TOOLS = {
+    "wrk": "wrk",
+    "redis-benchmark": "redis-tools",
+    "pgbench": "postgresql-client",
+}
+"""The benchmark suite's load generators: command -> the Debian package of it."""
 
 CONNECT_TIMEOUT_S = 2
 PG_START_TIMEOUT_S = 60
@@ -884,7 +890,24 @@ def command_status() -> int:
     return 0 if healthy else 1
 
 
-COMMANDS = {"up": command_up, "down": command_down, "status": command_status}
+def command_tools() -> int:
+    missing = [
+        package
+        for command, package in BENCH_TOOLS.items()
+        if shutil.which(command) is None
+    ]
+    if missing:
+        apt_install(sorted(set(missing)))
+    say(f"benchmark tools present: {', '.join(BENCH_TOOLS)}")
+    return 0
+
+
+COMMANDS = {
+    "up": command_up,
+    "down": command_down,
+    "status": command_status,
+    "tools": command_tools,
+}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -895,6 +918,7 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("up", help="use the configured servers, or start local ones")
     commands.add_parser("down", help="stop the project-local servers under var/")
     commands.add_parser("status", help="tell which configured servers answer")
+    commands.add_parser("tools", help="install the benchmark suite's load generators")
     args = parser.parse_args(argv)
 
     try:
