@@ -3,15 +3,21 @@
     python bench/profile_request.py              # the suite's 1,000,000 data set
     python bench/profile_request.py --radius 50 --requests 2000
 
-Runs the app in this process (Flask's test client: no HTTP server, no load
-generator), on a data set the suite seeded, over real queries of the suite's
-category mix. It first times whole requests by CPU (``time.process_time``)
+Runs the app in this process, called as a WSGI application with environs
+built before the timing (no HTTP server, no load generator, no test client),
+on a data set the suite seeded, over real queries of the suite's category
+mix. It first times whole requests by CPU (``time.process_time``)
 for the ceiling route and both endpoints, then times each step of the
 endpoints' requests by CPU too, with a timer wrapped around the function of
 the step: parsing the query, the search (the backend's call, the CPU of its
 round trip included, not the wait), rendering the answer, and the rest
 (Flask and Werkzeug around the view). The timers cost a few microseconds a
-request.
+request. Last, it runs the /nearby/redis requests again and reports the time
+Redis itself spent per request, by command, from ``INFO commandstats``
+before and after them: EVALSHA's time includes the commands the search
+script runs, so the difference is what the script's Lua costs beyond them.
+And it times a bare PING by CPU, through the client's pool and on a
+connection held outside it: the floor of any round trip to Redis.
 """
 
 import argparse
@@ -25,12 +31,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from werkzeug.test import EnvironBuilder  # noqa: E402
+
 from bench import datasets  # noqa: E402
 from bench.app import ROUTES  # noqa: E402
 from bench.app import create_bench_app  # noqa: E402
 from bench.suite import SEED  # noqa: E402
 from bench.suite import query_string  # noqa: E402
 from config import Settings  # noqa: E402
+from nearby.db import make_redis  # noqa: E402
 
 STEPS = {
     "redis": {
@@ -76,7 +85,10 @@ def main(argv: list[str] | None = None) -> int:
         ),
         4,
     )
-    client = app.test_client()
+    client = _WsgiCaller(app)
+    for path in ROUTES.values():
+        for query in queries:
+            client.prepare(f"{path}?{query}")
 
     cpu_us = {}
     for route, path in ROUTES.items():
@@ -91,6 +103,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{ROUTES[route]}, by step (share of its CPU, and microseconds):")
         for step, share in shares.items():
             print(f"  {step:8s} {share:6.1%} {share * total:7.0f} us")
+
+    redis = make_redis(data.redis_url, timeout_s=5)
+    print("Redis's own time per /nearby/redis request, by command:")
+    for command, (calls, micros) in _redis_time(redis, client, queries).items():
+        print(f"  {command:10s} {calls:5.2f} calls {micros:7.1f} us")
+
+    pooled, held = _ping_cpu_us(redis, len(queries) * 10)
+    print(f"A bare PING, by CPU: {pooled:.0f} us through the pool, {held:.0f} us held")
     return 0
 
 
@@ -103,6 +123,56 @@ def _cpu_per_request(client, path: str, queries: list[str]) -> float:
         _get(client, path, query)
         spent.append(time.process_time() - started)
     return statistics.median(spent) * 1e6
+
+
+def _redis_time(redis, client, queries: list[str]) -> dict[str, tuple[float, float]]:
+    """Return calls and microseconds per request of each command Redis ran."""
+    before = redis.info("commandstats")
+    for query in queries:
+        _get(client, ROUTES["redis"], query)
+    after = redis.info("commandstats")
+
+    spent = {}
+    for name, stats in after.items():
+        calls = stats["calls"] - before.get(name, {}).get("calls", 0)
+        micros = stats["usec"] - before.get(name, {}).get("usec", 0)
+        if calls and name != "cmdstat_info":
+            spent[name.removeprefix("cmdstat_")] = (
+                calls / len(queries),
+                micros / len(queries),
+            )
+    return dict(sorted(spent.items(), key=lambda item: -item[1][1]))
+
+
+def _ping_cpu_us(redis, pings: int) -> tuple[float, float]:
+    """Return the CPU of a PING through ``redis``'s pool, and on a held connection."""
+    pool = redis.connection_pool
+    held = pool.connection_class(**pool.connection_kwargs)
+
+    def pooled_ping() -> None:
+        connection = pool.get_connection()
+        try:
+            connection.send_command("PING")
+            connection.read_response()
+        finally:
+            pool.release(connection)
+
+    def held_ping() -> None:
+        held.send_command("PING")
+        held.read_response()
+
+    spent = []
+    try:
+        for ping in (pooled_ping, held_ping):
+            for _ in range(pings // 10):
+                ping()
+            started = time.process_time()
+            for _ in range(pings):
+                ping()
+            spent.append((time.process_time() - started) / pings * 1e6)
+    finally:
+        held.disconnect()
+    return spent[0], spent[1]
 
 
 def _shares(client, path: str, queries: list[str], steps: dict) -> dict[str, float]:
@@ -139,10 +209,33 @@ def _timed(function, spent: dict[str, float], step: str):
     return timed
 
 
-def _get(client, path: str, query: str) -> None:
-    response = client.get(f"{path}?{query}")
-    if response.status_code != 200:
-        raise SystemExit(f"{path}?{query}: {response.status_code} {response.data!r}")
+class _WsgiCaller:
+    """Calls the app as a WSGI server would, each environ built once beforehand."""
+
+    def __init__(self, app):
+        self.app = app
+        self.environs = {}
+
+    def prepare(self, url: str) -> None:
+        path, _, query = url.partition("?")
+        environ = EnvironBuilder(path=path, query_string=query).get_environ()
+        self.environs[url] = environ
+
+    def get(self, url: str) -> tuple[str, bytes]:
+        statuses = []
+        environ = dict(self.environs[url])
+        body = self.app(environ, lambda status, headers: statuses.append(status))
+        try:
+            return statuses[0], b"".join(body)
+        finally:
+            if hasattr(body, "close"):
+                body.close()
+
+
+def _get(client: _WsgiCaller, path: str, query: str) -> None:
+    status, body = client.get(f"{path}?{query}")
+    if not status.startswith("200 "):
+        raise SystemExit(f"{path}?{query}: {status} {body!r}")
 
 
 if __name__ == "__main__":
