@@ -114,11 +114,11 @@ def _redis_or_reason(search: geo.Search) -> tuple[geoindex.Answer | None, str]:
     except REDIS_FALLBACKS as exc:
         if isinstance(exc, BackendUnavailable):
             log.warning("api: answering from postgis: %s", exc.message)
-        return None, _header_text(f"{exc.code}: {exc.message}")
+        return None, _header_text(f"{exc.code}: {exc.public_message}")
     except AreaTooLarge as exc:
         if search.box is None:
             raise
-        return None, _header_text(f"{exc.code}: {exc.message}")
+        return None, _header_text(f"{exc.code}: {exc.public_message}")
 
 
 def _header_text(text: str) -> str:
@@ -257,10 +257,12 @@ def health():
         except NearbyError as exc:
             checks[name] = {"ok": False, "error": exc.message}
 
-    index = _index_status(meta)
     if checks["redis"]["ok"]:
+        index = _index_status(meta)
         index["last_failure"] = _failure(geoindex.refresh_status(services.redis))
-    healthy = all(check["ok"] for check in checks.values()) and index["built"]
+    else:
+        index = {"built": None, "refreshed_at": None, "age_seconds": None}
+    healthy = all(check["ok"] for check in checks.values()) and index["built"] is True
     status = "ok" if healthy else "unavailable"
     if healthy and index["last_failure"]:
         status = "degraded"

@@ -2,8 +2,10 @@
 
 Every error a client can see is a :class:`NearbyError` carrying its HTTP
 status, a stable ``code``, a human ``message`` and, when one parameter is to
-blame, its name in ``param``. :func:`register` makes the Flask app render these,
-Werkzeug's own errors (404, 405, ...) and anything unexpected alike::
+blame, its name in ``param``. A backend's failure tells clients only which
+backend failed; its detail goes to the log. :func:`register` makes the Flask
+app render these, Werkzeug's own errors (404, 405, ...) and anything
+unexpected alike::
 
     {"error": {"code": "...", "message": "...", "param": "..." | null}}
 """
@@ -29,6 +31,11 @@ class NearbyError(Exception):
         super().__init__(message)
         self.message = message
         self.param = param
+
+    @property
+    def public_message(self) -> str:
+        """The message for clients; :attr:`message`, fuller, goes to the log."""
+        return self.message
 
     def headers(self) -> dict[str, str]:
         """Return the HTTP headers that go with this error."""
@@ -103,6 +110,11 @@ class BackendUnavailable(Unavailable):
         super().__init__(f"{backend} is unavailable: {detail}")
         self.backend = backend
 
+    @property
+    def public_message(self) -> str:
+        """Which backend failed, without its detail (addresses, SQL, replies)."""
+        return f"{self.backend} is unavailable; retry shortly"
+
 
 class IndexNotReady(Unavailable):
     """The Redis index has not been built yet, or not for this category."""
@@ -133,7 +145,11 @@ class SchemaMissing(Unavailable):
 def render(error: NearbyError):
     """Return the Flask response for ``error``."""
     body = {
-        "error": {"code": error.code, "message": error.message, "param": error.param}
+        "error": {
+            "code": error.code,
+            "message": error.public_message,
+            "param": error.param,
+        }
     }
     return jsonify(body), error.status, error.headers()
 

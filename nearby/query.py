@@ -28,6 +28,7 @@ clients.
 import base64
 import hashlib
 import hmac
+import math
 import re
 from collections.abc import Mapping
 from typing import Annotated
@@ -63,6 +64,8 @@ MAX_CATEGORIES = 20
 CURSOR_MAX_LENGTH = 256
 CURSOR_VERSION = 2
 CURSOR_MAC_BYTES = 16
+MAX_PROFILE_ID = 2**63 - 1
+"""The largest id a profile can have: PostgreSQL's bigint."""
 BBOX_EDGES = ("west", "south", "east", "north")
 
 GEOJSON = "geojson"
@@ -289,6 +292,10 @@ def _check_shape(query: NearbyQuery) -> None:
         raise BadParameter(
             RADIUS, f"radius is too small to measure, got {query.radius}"
         )
+    if query.radius is not None and not math.isfinite(query.radius_m):
+        raise BadParameter(
+            RADIUS, f"radius is too large to measure, got {query.radius}"
+        )
 
 
 def _shown(value: str) -> str:
@@ -426,7 +433,7 @@ def decode_cursor(query: NearbyQuery, max_offset: int, key: bytes) -> geo.After 
         version, offset, last_id, lon, lat = orjson.loads(payload)
     except (ValueError, TypeError):
         raise not_ours from None
-    if version != CURSOR_VERSION:
+    if version != CURSOR_VERSION or not _is_position(offset, last_id, lon, lat):
         raise not_ours
     if offset + query.limit > max_offset:
         raise BadParameter(
@@ -435,6 +442,21 @@ def decode_cursor(query: NearbyQuery, max_offset: int, key: bytes) -> geo.After 
             "(a smaller radius or box, or fewer categories) to see farther",
         )
     return geo.After(id=last_id, lon=lon, lat=lat, offset=offset)
+
+
+def _is_position(offset, last_id, lon, lat) -> bool:
+    """Tell whether a cursor's fields name a result: a count of results, a
+    profile id and a finite location on the globe."""
+    whole = [value for value in (offset, last_id) if type(value) is int]
+    numbers = [value for value in (lon, lat) if type(value) in (int, float)]
+    return (
+        len(whole) == 2
+        and len(numbers) == 2
+        and offset >= 1
+        and 0 <= last_id <= MAX_PROFILE_ID
+        and -180 <= lon <= 180
+        and -90 <= lat <= 90
+    )
 
 
 def _cursor_mac(key: bytes, query: NearbyQuery, payload: bytes) -> bytes:

@@ -168,7 +168,12 @@ class RefreshFailure(Answer):
 class IndexStatus(Answer):
     """The Redis index: whether it is built, and by which refresh."""
 
-    built: bool
+    built: Annotated[
+        bool | None,
+        Field(
+            description="Whether an index is built; null when Redis does not answer."
+        ),
+    ]
     refreshed_at: Annotated[
         AwareDatetime | None, Field(description="End of the last refresh.")
     ]

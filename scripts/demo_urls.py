@@ -6,8 +6,8 @@ the category (read through :mod:`nearby.postgis`, so the profile itself is a
 result; of a few such profiles, the one with the most neighbours), and keeps
 a query only if the server answers it 200 with at least one result. The
 examples cover both backends and the query shapes: the same radius query on
-/nearby/redis and /nearby/postgis, the nearest profiles however far through
-/nearby, and a map view's box as GeoJSON.
+/nearby/redis and /nearby/postgis, the nearest profiles without a radius
+(out to KNN_MAX_RADIUS_KM) through /nearby, and a map view's box as GeoJSON.
 
 Exit status 0 when every example was checked, 1 otherwise (the message says
 which URL failed and why).
@@ -204,7 +204,8 @@ def examples(base: str, wait_s: float) -> list[Example]:
             wait_s,
         ),
         checked(
-            f"The 25 nearest {second}, however far (/nearby picks the backend)",
+            f"The 25 nearest {second}, out to {get_settings().knn_max_radius_km:g} "
+            "km (/nearby picks the backend)",
             nearby_url(base, "", second, far, None, 25),
             wait_s,
         ),

@@ -223,6 +223,7 @@ def test_unreachable_backend_is_a_fast_503(settings, endpoint, setting):
     assert response.get_json()["error"]["code"] == "backend_unavailable"
     assert response.headers["Retry-After"].isdigit()
     assert seconds < 1.0
+    assert str(port) not in response.get_json()["error"]["message"]
 
 
 def test_silent_redis_is_a_503_within_a_second(settings, silent_server):
@@ -263,6 +264,7 @@ def test_health_reports_each_dependency(settings, client, place, refresh):
     assert down.status_code == 503
     assert down.get_json()["redis"]["ok"] is False
     assert down.get_json()["postgis"]["ok"] is True
+    assert down.get_json()["index"]["built"] is None
 
 
 def test_missing_table_is_a_503(settings, engine, client):
@@ -304,7 +306,7 @@ def reader_without_privileges(settings, engine):
 
 
 def test_refused_query_is_a_503_and_health_says_so(
-    settings, db, reader_without_privileges
+    settings, db, reader_without_privileges, caplog
 ):
     app = create_app(
         settings.model_copy(update={"database_url": reader_without_privileges})
@@ -314,9 +316,13 @@ def test_refused_query_is_a_503_and_health_says_so(
     health = app.test_client().get("/health")
 
     assert response.status_code == 503
-    assert "permission denied" in response.get_json()["error"]["message"]
+    message = response.get_json()["error"]["message"]
+    assert message.startswith("postgis is unavailable")
+    assert "permission denied" not in message
+    assert "permission denied" in caplog.text
     assert health.status_code == 503
     assert health.get_json()["postgis"]["ok"] is False
+    assert "permission denied" in health.get_json()["postgis"]["error"]
 
 
 def test_missing_column_is_a_503_and_health_says_so(engine, client):

@@ -7,6 +7,7 @@ modular longitude arithmetic, the order (distance, id), pages by ``limit``.
 """
 
 import base64
+import hashlib
 import json
 import math
 import random
@@ -16,6 +17,7 @@ import pytest
 from sqlalchemy import text
 
 from nearby.app import create_app
+from nearby.query import parse_nearby
 from tests import spherical
 
 DEV = "developers"
@@ -818,3 +820,83 @@ def test_a_forged_cursor_is_refused(client, scene, path):
 
     assert status == 400
     assert body["error"]["param"] == "cursor"
+
+
+SIGNED_PAYLOADS = {
+    "offset-text": ["x", 7, PARIS[0], PARIS[1]],
+    "offset-null": [None, 7, PARIS[0], PARIS[1]],
+    "offset-fraction": [1.5, 7, PARIS[0], PARIS[1]],
+    "offset-zero": [0, 7, PARIS[0], PARIS[1]],
+    "offset-negative": [-5, 7, PARIS[0], PARIS[1]],
+    "offset-huge-negative": [-99999999999, 7, PARIS[0], PARIS[1]],
+    "offset-true": [True, 7, PARIS[0], PARIS[1]],
+    "id-text": [2, "abc", PARIS[0], PARIS[1]],
+    "id-true": [2, True, PARIS[0], PARIS[1]],
+    "id-past-bigint": [2, 2**63, PARIS[0], PARIS[1]],
+    "id-negative": [2, -1, PARIS[0], PARIS[1]],
+    "lon-null": [2, 7, None, PARIS[1]],
+    "lon-text": [2, 7, "a", PARIS[1]],
+    "lon-list": [2, 7, [1], PARIS[1]],
+    "lat-object": [2, 7, PARIS[0], {}],
+    "lon-off-the-globe": [2, 7, 180.5, PARIS[1]],
+    "lat-off-the-globe": [2, 7, PARIS[0], -90.01],
+    "too-few-fields": [2, 7, PARIS[0]],
+}
+
+
+def _signed_cursor(app, params: dict, fields: list) -> str:
+    """Sign ``fields`` as a cursor of ``params`` with the app's own key, as
+    someone who knows the key could."""
+    key = app.extensions["nearby"].settings.cursor_key
+    digest = parse_nearby(params).digest()
+    payload = json.dumps([2, *fields]).encode()
+    mac = hashlib.blake2b(digest + payload, key=key, digest_size=16).digest()
+    return base64.urlsafe_b64encode(mac + payload).rstrip(b"=").decode()
+
+
+@pytest.mark.parametrize("path", [*BACKENDS, "/nearby"])
+@pytest.mark.parametrize("fields", SIGNED_PAYLOADS.values(), ids=SIGNED_PAYLOADS)
+def test_a_signed_cursor_that_names_no_result_is_a_400(
+    app, client, scene, path, fields
+):
+    params = {"category": DEV, "lon": PARIS[0], "lat": PARIS[1], "radius": 5}
+    cursor = _signed_cursor(
+        app, {key: str(value) for key, value in params.items()}, fields
+    )
+
+    status, body, _ = _get(client, path, **params, limit=2, cursor=cursor)
+
+    assert status == 400
+    assert body["error"]["code"] == "bad_parameter"
+    assert body["error"]["param"] == "cursor"
+
+
+@pytest.mark.parametrize("path", BACKENDS)
+def test_a_cursor_signed_outside_the_service_that_names_a_result_pages_on(
+    app, client, scene, path
+):
+    params = {"category": DEV, "lon": PARIS[0], "lat": PARIS[1], "radius": 5}
+    everything = [pid for pid, _ in _expected(params, scene)]
+    _, first, _ = _get(client, path, **params, limit=3)
+    last = first["results"][-1]
+    cursor = _signed_cursor(
+        app,
+        {key: str(value) for key, value in params.items()},
+        [3, last["id"], last["lon"], last["lat"]],
+    )
+
+    status, body, _ = _get(client, path, **params, limit=50, cursor=cursor)
+
+    assert status == 200
+    assert [hit["id"] for hit in body["results"]] == everything[3:]
+
+
+@pytest.mark.parametrize("path", [*BACKENDS, "/nearby"])
+def test_a_radius_too_large_to_measure_is_a_400(client, scene, path):
+    status, body, _ = _get(
+        client, path, category=DEV, lon=PARIS[0], lat=PARIS[1], radius="1e308"
+    )
+
+    assert status == 400
+    assert body["error"]["param"] == "radius"
+    assert "too large" in body["error"]["message"]
