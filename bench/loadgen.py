@@ -3,19 +3,21 @@
 Each runs as a child process against loopback, for a fixed duration or
 request count, under a timeout; each result is one :class:`Load`: requests
 per second and latency percentiles in milliseconds. The Debian packages wrk,
-redis-tools and postgresql-client provide the three commands.
+redis-tools and postgresql-15 provide the three commands
+(``scripts/devservices.py tools`` installs them).
 """
 
 import json
 import os
 import re
-import shutil
 import statistics
 import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
+
+from scripts import devservices
 
 ROOT = Path(__file__).resolve().parent.parent
 ROTATE_LUA = ROOT / "bench" / "rotate.lua"
@@ -25,9 +27,6 @@ SLACK_S = 60
 """Added to a run's duration before it is killed as hung."""
 PROBE_REQUESTS = 200
 """Requests of redis-benchmark's first, rate-finding run of each command."""
-
-TOOLS = ("wrk", "redis-benchmark", "pgbench")
-"""The commands run; ``scripts/devservices.py tools`` installs them."""
 
 PGBENCH_TPS = re.compile(r"^tps = ([0-9.]+) \(without initial connection time\)", re.M)
 PGBENCH_FAILED = re.compile(r"^number of failed transactions: ([0-9]+)", re.M)
@@ -54,8 +53,9 @@ class Load:
 
 
 def missing_tools() -> list[str]:
-    """Return the load generators that are not installed."""
-    return [command for command in TOOLS if shutil.which(command) is None]
+    """Return the load generators that are missing or cannot run;
+    ``scripts/devservices.py tools`` installs them."""
+    return devservices.missing_tools()
 
 
 def wrk(

@@ -7,7 +7,8 @@ Runs the app in this process, called as a WSGI application with environs
 built before the timing (no HTTP server, no load generator, no test client),
 on a data set the suite seeded, over real queries of the suite's category
 mix. It first times whole requests by CPU (``time.process_time``)
-for the ceiling route and both endpoints, then times each step of the
+for the ceiling route (answering as many results as /nearby/redis does on
+average at the radius) and both endpoints, then times each step of the
 endpoints' requests by CPU too, with a timer wrapped around the function of
 the step: parsing the query, the search (the backend's call, the CPU of its
 round trip included, not the wait), rendering the answer, and the rest
@@ -55,6 +56,18 @@ STEPS = {
 }
 """The function that is each step, by module and name; the views call each
 through its module, so that a wrapper put there times every call."""
+SEARCH_COMMANDS = (
+    "evalsha",
+    "eval",
+    "geosearch",
+    "hmget",
+    "hget",
+    "zcard",
+    "sismember",
+    "scard",
+)
+"""The commands a /nearby/redis search runs; other clients of the same Redis
+server (a Celery broker, say) run others, which are left out."""
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -64,7 +77,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--requests", type=int, default=1200, help="per route (default 1200)"
     )
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.requests < 1:
+        parser.error("--requests must be 1 or more")
+    return args
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -79,16 +95,18 @@ def main(argv: list[str] | None = None) -> int:
     queries = [queries[n % len(queries)] for n in range(args.requests)]
     random.Random(SEED).shuffle(queries)
 
-    app = create_bench_app(
-        settings.model_copy(
-            update={"database_url": data.database_url, "redis_url": data.redis_url}
-        ),
-        4,
+    settings = settings.model_copy(
+        update={"database_url": data.database_url, "redis_url": data.redis_url}
     )
-    client = _WsgiCaller(app)
+    results = _average_results(create_bench_app(settings, 0), queries)
+    client = _WsgiCaller(create_bench_app(settings, round(results)))
     for path in ROUTES.values():
         for query in queries:
             client.prepare(f"{path}?{query}")
+    print(
+        f"The ceiling answers {round(results)} results, as /nearby/redis does on "
+        f"average at {args.radius} km ({results:.1f})"
+    )
 
     cpu_us = {}
     for route, path in ROUTES.items():
@@ -98,11 +116,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {route:8s} {micros:7.0f} us")
 
     for route in STEPS:
-        shares = _shares(client, ROUTES[route], queries, STEPS[route])
-        total = cpu_us[route]
-        print(f"{ROUTES[route]}, by step (share of its CPU, and microseconds):")
+        shares, mean_us = _shares(client, ROUTES[route], queries, STEPS[route])
+        print(
+            f"{ROUTES[route]}, by step (share of its CPU, and microseconds of a "
+            f"mean {mean_us:.0f} us request):"
+        )
         for step, share in shares.items():
-            print(f"  {step:8s} {share:6.1%} {share * total:7.0f} us")
+            print(f"  {step:8s} {share:6.1%} {share * mean_us:7.0f} us")
 
     redis = make_redis(data.redis_url, timeout_s=5)
     print("Redis's own time per /nearby/redis request, by command:")
@@ -112,6 +132,18 @@ def main(argv: list[str] | None = None) -> int:
     pooled, held = _ping_cpu_us(redis, len(queries) * 10)
     print(f"A bare PING, by CPU: {pooled:.0f} us through the pool, {held:.0f} us held")
     return 0
+
+
+def _average_results(app, queries: list[str]) -> float:
+    """Return how many results /nearby/redis answers hold on average."""
+    client = app.test_client()
+    counts = []
+    for query in queries:
+        response = client.get(f"{ROUTES['redis']}?{query}")
+        if response.status_code != 200:
+            raise SystemExit(f"/nearby/redis?{query}: {response.status_code}")
+        counts.append(response.get_json()["count"])
+    return statistics.mean(counts)
 
 
 def _cpu_per_request(client, path: str, queries: list[str]) -> float:
@@ -136,7 +168,7 @@ def _redis_time(redis, client, queries: list[str]) -> dict[str, tuple[float, flo
     for name, stats in after.items():
         calls = stats["calls"] - before.get(name, {}).get("calls", 0)
         micros = stats["usec"] - before.get(name, {}).get("usec", 0)
-        if calls and name != "cmdstat_info":
+        if calls and name.removeprefix("cmdstat_") in SEARCH_COMMANDS:
             spent[name.removeprefix("cmdstat_")] = (
                 calls / len(queries),
                 micros / len(queries),
@@ -175,8 +207,11 @@ def _ping_cpu_us(redis, pings: int) -> tuple[float, float]:
     return spent[0], spent[1]
 
 
-def _shares(client, path: str, queries: list[str], steps: dict) -> dict[str, float]:
-    """Return each step's share of the requests' CPU, timed around its function."""
+def _shares(
+    client, path: str, queries: list[str], steps: dict
+) -> tuple[dict[str, float], float]:
+    """Return each step's share of the requests' CPU, timed around its
+    function, and the mean CPU of a request in microseconds, timers included."""
     spent = dict.fromkeys(steps, 0.0)
     originals = []
     for step, (module_name, name) in steps.items():
@@ -195,7 +230,7 @@ def _shares(client, path: str, queries: list[str], steps: dict) -> dict[str, flo
 
     shares = {step: seconds / total for step, seconds in spent.items()}
     shares["rest"] = 1 - sum(shares.values())
-    return shares
+    return shares, total / len(queries) * 1e6
 
 
 def _timed(function, spent: dict[str, float], step: str):

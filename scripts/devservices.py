@@ -66,11 +66,13 @@ PG_SYSTEM_USER = "postgres"
 PG_PACKAGE = "postgresql-15-postgis-3"
 REDIS_PACKAGE = "redis-server"
 BENCH_TOOLS = {
-    "wrk": "wrk",
-    "redis-benchmark": "redis-tools",
-    "pgbench": "postgresql-client",
+    "wrk": ("wrk", None),
+    "redis-benchmark": ("redis-tools", "--version"),
+    "pgbench": ("postgresql-15", "--version"),
 }
-"""The benchmark suite's load generators: command -> the Debian package of it."""
+"""The benchmark suite's load generators: command -> the Debian package that
+provides it, and an argument that makes it exit 0 when it can run (Debian's
+``pgbench`` on the PATH is a wrapper that fails without the server package)."""
 
 CONNECT_TIMEOUT_S = 2
 PG_START_TIMEOUT_S = 60
@@ -890,14 +892,42 @@ def command_status() -> int:
     return 0 if healthy else 1
 
 
-def command_tools() -> int:
-    missing = [
-        package
-        for command, package in BENCH_TOOLS.items()
-        if shutil.which(command) is None
+def missing_tools() -> list[str]:
+    """Return the benchmark suite's commands that are missing or cannot run."""
+    return [
+        command
+        for command, (_, probe) in BENCH_TOOLS.items()
+        if not _runs(command, probe)
     ]
+
+
+def _runs(command: str, probe: str | None) -> bool:
+    if shutil.which(command) is None:
+        return False
+    if probe is None:
+        return True
+    try:
+        done = subprocess.run(
+            [command, probe],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            timeout=COMMAND_TIMEOUT_S,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return done.returncode == 0
+
+
+def command_tools() -> int:
+    missing = missing_tools()
     if missing:
-        apt_install(sorted(set(missing)))
+        apt_install(sorted({BENCH_TOOLS[command][0] for command in missing}))
+    missing = missing_tools()
+    if missing:
+        raise ServiceError(
+            f"{', '.join(missing)} still cannot run after apt-get; see {APT_LOG}"
+        )
     say(f"benchmark tools present: {', '.join(BENCH_TOOLS)}")
     return 0
 
