@@ -109,7 +109,8 @@ parameter is given once; an unknown or repeated one is refused.
 null, the same query (the same `category`, centre and `radius`, or `bbox`) with
 `cursor` set to it gives the next page. Pages reach at most the first
 {max_window:,} results (setting `MAX_RESULT_WINDOW`, by default
-{default_window:,}); a cursor beyond them answers 400. {backend_paging}
+{default_window:,}): the page that reaches that far ends there, and a cursor
+beyond it answers 400. {backend_paging}
 
 **Scan cap.** A radius or box query whose area holds more than {max_scan:,}
 profiles of its categories (setting `MAX_SCAN_MEMBERS`, by default

@@ -407,7 +407,8 @@ def decode_cursor(query: NearbyQuery, max_offset: int, key: bytes) -> geo.After 
 
     Raises:
         BadParameter: the cursor is not one this service made with ``key``,
-            belongs to another query, or reaches past ``max_offset`` results.
+            belongs to another query, or starts ``max_offset`` results or more
+            from the first.
     """
     if query.cursor is None:
         return None
@@ -435,7 +436,7 @@ def decode_cursor(query: NearbyQuery, max_offset: int, key: bytes) -> geo.After 
         raise not_ours from None
     if version != CURSOR_VERSION or not _is_position(offset, last_id, lon, lat):
         raise not_ours
-    if offset + query.limit > max_offset:
+    if offset >= max_offset:
         raise BadParameter(
             CURSOR,
             f"pages end {max_offset} results from the first; narrow the query "
@@ -477,7 +478,8 @@ def to_search(
 
     ``nearest_max_m`` bounds a search without a radius; ``max_scan``,
     ``max_offset`` and ``cursor_key`` are the limits of
-    :class:`~nearby.geo.Search` and :func:`decode_cursor`.
+    :class:`~nearby.geo.Search` and :func:`decode_cursor`. A page that would
+    reach past ``max_offset`` results ends there.
 
     Raises:
         BadParameter: the cursor is not valid for this query.
@@ -487,6 +489,10 @@ def to_search(
     radius_m = query.radius_m
     if box is None and radius_m is None:
         radius_m = nearest_max_m
+    after = decode_cursor(query, max_offset, cursor_key)
+    limit = (
+        query.limit if after is None else min(query.limit, max_offset - after.offset)
+    )
 
     return geo.Search(
         shape=query.shape,
@@ -494,8 +500,8 @@ def to_search(
         lon=lon,
         lat=lat,
         radius_m=radius_m,
-        limit=query.limit,
+        limit=limit,
         max_scan=max_scan,
         box=box,
-        after=decode_cursor(query, max_offset, cursor_key),
+        after=after,
     )

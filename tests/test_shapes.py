@@ -501,6 +501,30 @@ def test_pages_stop_at_the_result_window(client_with, db, refresh, path):
     assert first["count"] == 1000
 
 
+@pytest.mark.parametrize("path", BACKENDS)
+def test_the_page_that_reaches_the_result_window_ends_there(
+    client_with, db, refresh, path
+):
+    client = client_with(max_result_window=1000)
+    cluster = _cluster(db, PARIS, 1001, 2000, DEV)
+    refresh()
+    params = {"category": DEV, "lon": PARIS[0], "lat": PARIS[1], "limit": 600}
+    nearest = sorted(
+        (spherical.distance_m(*PARIS, lon, lat), pid) for pid, lon, lat in cluster
+    )
+    _, first, _ = _get(client, path, **params)
+
+    _, second, _ = _get(client, path, **params, cursor=first["next_cursor"])
+    status, third, _ = _get(client, path, **params, cursor=second["next_cursor"])
+
+    ids = [hit["id"] for hit in first["results"] + second["results"]]
+    assert first["count"] == 600
+    assert second["count"] == 400
+    assert set(ids) == {pid for _, pid in nearest[:1000]}
+    assert status == 400
+    assert third["error"]["param"] == "cursor"
+
+
 GEOJSON_ASKS = [
     pytest.param({"format": "geojson"}, {}, id="format"),
     pytest.param({}, {"Accept": "application/geo+json"}, id="accept"),
