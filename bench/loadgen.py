@@ -17,8 +17,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from scripts import devservices
-
 ROOT = Path(__file__).resolve().parent.parent
 ROTATE_LUA = ROOT / "bench" / "rotate.lua"
 WRK_TIMEOUT_S = 5
@@ -50,12 +48,6 @@ class Load:
     @property
     def per_s(self) -> float:
         return self.requests / self.seconds if self.seconds else 0.0
-
-
-def missing_tools() -> list[str]:
-    """Return the load generators that are missing or cannot run;
-    ``scripts/devservices.py tools`` installs them."""
-    return devservices.missing_tools()
 
 
 def wrk(

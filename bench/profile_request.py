@@ -38,7 +38,7 @@ from bench import datasets  # noqa: E402
 from bench.app import ROUTES  # noqa: E402
 from bench.app import create_bench_app  # noqa: E402
 from bench.suite import SEED  # noqa: E402
-from bench.suite import query_string  # noqa: E402
+from bench.suite import mix_queries  # noqa: E402
 from config import Settings  # noqa: E402
 from nearby.db import make_redis  # noqa: E402
 
@@ -88,10 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING)
     settings = Settings()
     data = datasets.dataset(args.profiles, settings.database_url, settings.redis_url)
-    engine = data.engine()
-    centres = datasets.mix_centres(engine, per_class=4, per_category=100, seed=SEED)
-    engine.dispose()
-    queries = [query_string(centre, args.radius) for centre in centres]
+    queries = mix_queries(data, args.radius)
     queries = [queries[n % len(queries)] for n in range(args.requests)]
     random.Random(SEED).shuffle(queries)
 
@@ -143,6 +140,9 @@ def _average_results(app, queries: list[str]) -> float:
         if response.status_code != 200:
             raise SystemExit(f"/nearby/redis?{query}: {response.status_code}")
         counts.append(response.get_json()["count"])
+    services = app.extensions["nearby"]
+    services.engine.dispose()
+    services.redis.close()
     return statistics.mean(counts)
 
 

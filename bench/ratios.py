@@ -28,8 +28,7 @@ from bench import loadgen  # noqa: E402
 from bench import servers  # noqa: E402
 from bench.app import RESULTS_ENV  # noqa: E402
 from bench.app import ROUTES  # noqa: E402
-from bench.suite import SEED  # noqa: E402
-from bench.suite import query_string  # noqa: E402
+from bench.suite import mix_queries  # noqa: E402
 from config import Settings  # noqa: E402
 
 SERVICE_PROCESSES = ("redis-server", "postgres")
@@ -66,10 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING)
     settings = Settings()
     data = datasets.dataset(args.profiles, settings.database_url, settings.redis_url)
-    engine = data.engine()
-    centres = datasets.mix_centres(engine, per_class=4, per_category=100, seed=SEED)
-    engine.dispose()
-    paths = ["?" + query_string(centre, args.radius) for centre in centres]
+    paths = ["?" + query for query in mix_queries(data, args.radius)]
 
     env = os.environ | data.env() | {RESULTS_ENV: str(args.ceiling_results)}
     env |= dict(item.split("=", 1) for item in args.env)

@@ -84,6 +84,7 @@ from nearby import geo  # noqa: E402
 from nearby import geoindex  # noqa: E402
 from nearby import postgis  # noqa: E402
 from nearby.db import make_redis  # noqa: E402
+from scripts import devservices  # noqa: E402
 
 log = logging.getLogger("bench.suite")
 
@@ -97,6 +98,8 @@ RADII_KM = (1, 10, 50)
 HEADLINE_RADIUS_KM = 10
 LIMIT = 50
 SEED = 7
+CATEGORIES_PER_CLASS = 4
+CENTRES_PER_CATEGORY = 100
 
 ENDPOINTS = {
     "ceiling": CEILING_PATH,
@@ -289,14 +292,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--categories-per-class",
         type=int,
-        default=4,
-        help="small, median and large categories each (default 4)",
+        default=CATEGORIES_PER_CLASS,
+        help="small, median and large categories each "
+        f"(default {CATEGORIES_PER_CLASS})",
     )
     parser.add_argument(
         "--centres-per-category",
         type=int,
-        default=100,
-        help="real member locations per category used as centres (default 100)",
+        default=CENTRES_PER_CATEGORY,
+        help="real member locations per category used as centres "
+        f"(default {CENTRES_PER_CATEGORY})",
     )
     parser.add_argument(
         "--strict",
@@ -323,7 +328,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level="INFO", format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S"
     )
-    missing = loadgen.missing_tools()
+    missing = devservices.missing_tools()
     if missing:
         print(
             f"suite: missing load generators: {', '.join(missing)}; "
@@ -487,6 +492,19 @@ def _category_sizes(web: Server) -> dict[str, int]:
     return {
         entry["name"]: entry["postgis"] for entry in orjson.loads(body)["categories"]
     }
+
+
+def mix_queries(data: datasets.Dataset, radius_km: int) -> list[str]:
+    """Return the query strings, at ``radius_km``, of the suite's default
+    category mix in ``data``, for the scripts that measure beside the suite."""
+    engine = data.engine()
+    try:
+        centres = datasets.mix_centres(
+            engine, CATEGORIES_PER_CLASS, CENTRES_PER_CATEGORY, seed=SEED
+        )
+    finally:
+        engine.dispose()
+    return [query_string(centre, radius_km) for centre in centres]
 
 
 def query_string(centre: datasets.Centre, radius_km: int) -> str:

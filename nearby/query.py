@@ -448,11 +448,9 @@ def decode_cursor(query: NearbyQuery, max_offset: int, key: bytes) -> geo.After 
 def _is_position(offset, last_id, lon, lat) -> bool:
     """Tell whether a cursor's fields name a result: a count of results, a
     profile id and a finite location on the globe."""
-    whole = [value for value in (offset, last_id) if type(value) is int]
-    numbers = [value for value in (lon, lat) if type(value) in (int, float)]
     return (
-        len(whole) == 2
-        and len(numbers) == 2
+        all(type(value) is int for value in (offset, last_id))
+        and all(type(value) in (int, float) for value in (lon, lat))
         and offset >= 1
         and 0 <= last_id <= MAX_PROFILE_ID
         and -180 <= lon <= 180

@@ -923,7 +923,7 @@ def command_tools() -> int:
     missing = missing_tools()
     if missing:
         apt_install(sorted({BENCH_TOOLS[command][0] for command in missing}))
-    missing = missing_tools()
+        missing = missing_tools()
     if missing:
         raise ServiceError(
             f"{', '.join(missing)} still cannot run after apt-get; see {APT_LOG}"
